@@ -1,0 +1,121 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from unimm.config import ConfigError, load_config, parse_overrides
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_sit_under_the_user_file(tmp_path):
+    cfg = load_config(write(tmp_path / "a.yaml", "training:\n  batch_size: 3\n"))
+    assert cfg.training.batch_size == 3
+    assert cfg.training.grad_accum_steps == 1  # from defaults.yaml
+    assert OmegaConf.is_missing(cfg, "model")
+
+
+def test_includes_compose_in_order_and_the_including_file_wins(tmp_path):
+    write(tmp_path / "base" / "one.yaml", "training: {batch_size: 1, max_updates: 10}\nrun_type: val\n")
+    write(tmp_path / "base" / "two.yaml", "training: {batch_size: 2}\nenv: {seed: 7}\n")
+    main = write(tmp_path / "main.yaml", """\
+        includes: [base/one.yaml, base/two.yaml]
+        env: {seed: 9}
+        """)
+    cfg = load_config(main)
+    assert cfg.training.batch_size == 2  # two.yaml after one.yaml
+    assert cfg.training.max_updates == 10  # only one.yaml sets it
+    assert cfg.run_type == "val"
+    assert cfg.env.seed == 9  # the including file wins
+    assert "includes" not in cfg
+
+
+def test_nested_includes_resolve_beside_the_including_file(tmp_path):
+    write(tmp_path / "deep" / "leaf.yaml", "training: {batch_size: 5}\n")
+    write(tmp_path / "deep" / "mid.yaml", "includes: [leaf.yaml]\n")
+    cfg = load_config(write(tmp_path / "top.yaml", "includes: [deep/mid.yaml]\n"))
+    assert cfg.training.batch_size == 5
+
+
+def test_include_cycle_is_reported(tmp_path):
+    write(tmp_path / "a.yaml", "includes: [b.yaml]\n")
+    write(tmp_path / "b.yaml", "includes: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_missing_include_names_the_path(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_config(write(tmp_path / "a.yaml", "includes: [nope.yaml]\n"))
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = write(tmp_path / "bad.yaml", "training: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_overrides_set_nested_keys_and_parse_values(tmp_path):
+    cfg = load_config(None, ["training.batch_size=4", "optimizer.lr=1e-4", "env.user_dir=[a, b]",
+                             "model.type=x", "training.clip_grad_norm=null", "new.key=on"])
+    assert cfg.training.batch_size == 4
+    assert cfg.optimizer.lr == pytest.approx(1e-4) and isinstance(cfg.optimizer.lr, float)
+    assert list(cfg.env.user_dir) == ["a", "b"]
+    assert cfg.training.clip_grad_norm is None
+    assert cfg.new.key is True  # YAML 1.1 on; unknown keys are caught by validation, not here
+
+
+def test_list_index_override(tmp_path):
+    path = write(tmp_path / "a.yaml", """\
+        training:
+          param_groups:
+            - {pattern: backbone, lr_mult: 0.1}
+            - {pattern: head, lr_mult: 10.0}
+        """)
+    cfg = load_config(path, ["training.param_groups[1].lr_mult=5.0", "training.param_groups[0].pattern=x"])
+    assert cfg.training.param_groups[1].lr_mult == 5.0
+    assert cfg.training.param_groups[0].pattern == "x"
+    assert cfg.training.param_groups[0].lr_mult == 0.1
+
+
+def test_list_index_out_of_range_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"index 3 is out of range for 'training.optimizer_hooks' \(it has 0"):
+        load_config(None, ["training.optimizer_hooks[3]=skip_zero_grad"])
+
+
+def test_malformed_overrides_are_all_reported():
+    with pytest.raises(ConfigError) as err:
+        parse_overrides(["novalue", "=1", "ok=2"])
+    assert len(err.value.problems) == 2
+
+
+def test_changing_a_part_type_replaces_the_node(tmp_path):
+    write(tmp_path / "base.yaml", "optimizer: {type: adamw, lr: 0.1, betas: [0.9, 0.98]}\n")
+    cfg = load_config(write(tmp_path / "a.yaml", "includes: [base.yaml]\noptimizer: {type: sgd, lr: 0.5}\n"))
+    assert dict(cfg.optimizer) == {"type": "sgd", "lr": 0.5}
+
+
+def test_same_part_type_merges_arguments(tmp_path):
+    write(tmp_path / "base.yaml", "optimizer: {type: adamw, lr: 0.1, weight_decay: 0.01}\n")
+    cfg = load_config(write(tmp_path / "a.yaml", "includes: [base.yaml]\noptimizer: {lr: 0.5}\n"))
+    assert dict(cfg.optimizer) == {"type": "adamw", "lr": 0.5, "weight_decay": 0.01}
+
+
+def test_environment_variables_and_data_root_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIMM_DATA_DIR", str(tmp_path / "d"))
+    path = write(tmp_path / "a.yaml", "datasets: {x: {type: blobs, root: '${env.data_dir}/x'}}\n")
+    cfg = load_config(path)
+    assert cfg.env.data_dir == str(tmp_path / "d")
+    assert cfg.datasets.x.root == str(tmp_path / "d" / "x")
+
+
+def test_relative_user_dir_is_relative_to_its_file(tmp_path):
+    path = write(tmp_path / "proj" / "configs" / "a.yaml", "env: {user_dir: ..}\n")
+    cfg = load_config(path)
+    assert list(cfg.env.user_dir) == [str((tmp_path / "proj").resolve())]

@@ -1,0 +1,171 @@
+"""Compose a config: package defaults <- includes (in order) <- the file <- overrides.
+
+Files are read with OmegaConf (so ``5e-5`` is a float and ``${...}`` interpolations
+work) and merged as plain containers. Two merge rules differ from a plain deep merge:
+
+* lists are replaced, not merged (set one element with an ``a.b[0]=x`` override);
+* a part node whose ``type`` changes is replaced whole, so the keyword arguments of the
+  old builder do not leak into the new one.
+
+Relative ``env.user_dir`` entries are resolved against the folder of the file that sets
+them, so a project's configs find the project's code from any working directory.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+from unimm.config.errors import ConfigError
+
+DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "defaults.yaml"
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+_KEY = re.compile(r"[^.\[\]]+(\[-?\d+\])*(\.[^.\[\]]+(\[-?\d+\])*)*")
+
+
+def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> DictConfig:
+    """Load, compose and override a config (unresolved; see ``validate_config``).
+
+    Args:
+        path: the user's YAML file, or None for the defaults alone.
+        overrides: ``key.sub=value`` strings; ``a.b[0]=x`` sets a list element.
+
+    Raises:
+        ConfigError: a missing or unreadable file, an include cycle, a bad override.
+    """
+    merged = read_yaml(DEFAULTS)
+    if path is not None:
+        merged = merge(merged, compose(Path(path), stack=()))
+    for key, value in parse_overrides(overrides):
+        set_path(merged, key, value)
+    merged.pop("includes", None)
+    return OmegaConf.create(merged)
+
+
+def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's content on top of its includes, merged in order."""
+    path = find_config(path, stack[-1].parent if stack else None)
+    if path in stack:
+        cycle = " -> ".join(str(p) for p in (*stack, path))
+        raise ConfigError(f"includes form a cycle: {cycle}; remove one of them")
+    own = read_yaml(path)
+    absolutize_user_dir(own, path.parent)
+    includes = own.pop("includes", []) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise ConfigError("'includes' must be a list of YAML paths", source=str(path))
+    result: dict[str, Any] = {}
+    for inc in includes:
+        result = merge(result, compose(Path(str(inc)), (*stack, path)))
+    return merge(result, own)
+
+
+def find_config(path: Path, including_dir: Path | None) -> Path:
+    """An include is looked up beside the including file, then from the working dir."""
+    candidates = [path] if path.is_absolute() else (
+        ([including_dir / path] if including_dir else []) + [Path.cwd() / path]
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"config file not found: {path} (looked at: {tried}); check the path")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError and OSError, with OmegaConf's wrapping
+        raise ConfigError(f"cannot read YAML: {err}", source=str(path)) from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError("the top level must be a mapping of keys", source=str(path))
+    return OmegaConf.to_container(loaded, resolve=False)  # type: ignore[return-value]
+
+
+def absolutize_user_dir(content: dict[str, Any], base: Path) -> None:
+    env = content.get("env")
+    if not isinstance(env, dict) or not env.get("user_dir"):
+        return
+    dirs = env["user_dir"]
+    as_list = [dirs] if isinstance(dirs, str) else list(dirs)
+    env["user_dir"] = [d if "${" in d or os.path.isabs(d) else str((base / d).resolve()) for d in as_list]
+
+
+def merge(base: Any, update: Any) -> Any:
+    """Deep-merge ``update`` onto ``base`` (new containers; inputs untouched)."""
+    if not (isinstance(base, dict) and isinstance(update, dict)):
+        return copy.deepcopy(update)
+    if "type" in base and "type" in update and base["type"] != update["type"]:
+        return copy.deepcopy(update)
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+    return out
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
+    """``["a.b=1", "c[0]=x"]`` -> ``[("a.b", 1), ("c[0]", "x")]``, values parsed as YAML."""
+    pairs, problems = [], []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"override '{item}' is not key=value; write e.g. training.max_updates=10")
+            continue
+        pairs.append((key.strip(), parse_value(raw)))
+    if problems:
+        raise ConfigError(problems, source="command line")
+    return pairs
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value as YAML would read it (OmegaConf's loader: ``1e-4`` is a float)."""
+    try:
+        parsed = OmegaConf.create(f"v: {raw}")
+    except Exception:  # not valid YAML as a value (e.g. "a: b"): keep the text
+        return raw
+    value = OmegaConf.to_container(parsed, resolve=False)["v"]
+    return "" if value is None and raw.strip() == "" else value
+
+
+def set_path(root: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b[0].c`` in nested containers, creating mappings on the way."""
+    tokens = [(m.group(1), m.group(2)) for m in _TOKEN.finditer(key)]
+    if not _KEY.fullmatch(key):
+        raise ConfigError(f"override key '{key}' is not a dotted path; write e.g. a.b=1 or a.b[0]=x",
+                          source="command line")
+    node: Any = root
+    walked = ""
+    for i, (name, index) in enumerate(tokens):
+        last = i == len(tokens) - 1
+        if index is not None:
+            if not isinstance(node, list):
+                raise ConfigError(f"override '{key}': '{walked}' is not a list, it cannot take [{index}]",
+                                  source="command line")
+            idx = int(index)
+            if not -len(node) <= idx < len(node):
+                raise ConfigError(
+                    f"override '{key}': index {idx} is out of range for '{walked}' "
+                    f"(it has {len(node)} elements); set the whole list instead, e.g. {walked}=[...]",
+                    source="command line")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+            walked += f"[{index}]"
+            continue
+        walked = f"{walked}.{name}" if walked else name
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{key}': '{walked}' lies under a value that is not a mapping",
+                              source="command line")
+        if last:
+            node[name] = value
+        else:
+            nxt = node.get(name)
+            if nxt is None or nxt == "???":  # unset: the override creates the container
+                nxt = node[name] = {} if tokens[i + 1][1] is None else []
+            node = nxt

@@ -1,0 +1,78 @@
+"""Evaluation and prediction passes over one split of every dataset."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Mapping
+
+import torch
+from torch import nn
+
+from unimm.training import distributed as dist
+from unimm.training.streams import eval_batches
+from unimm.utils.fileio import atomic_write_text
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, datasets: Mapping[str, Any], metrics: Mapping[str, list[Any]], *,
+             batch_size: int, to_device: Callable[[dict], dict], autocast: Callable[[], ContextManager],
+             max_batches: int | None = None, num_workers: int = 0) -> dict[str, float]:
+    """Mean losses and metric values, keyed ``<dataset>/<name>``, averaged over ranks.
+
+    Metrics receive every batch and output; a metric computing over the whole split
+    (e.g. COCO mAP) gathers across ranks itself.
+    """
+    was_training = model.training
+    model.eval()
+    results: dict[str, float] = {}
+    for name, dataset in datasets.items():
+        sums: dict[str, float] = {}
+        count = 0
+        for metric in metrics.get(name, []):
+            metric.reset()
+        loader = eval_batches(dataset, batch_size=batch_size, rank=dist.get_rank(),
+                              world_size=dist.get_world_size(), max_batches=max_batches,
+                              num_workers=num_workers)
+        for batch in loader:
+            batch = to_device(batch)
+            with autocast():
+                output = model(batch)
+            for key, value in output.get("losses", {}).items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+            for metric in metrics.get(name, []):
+                metric.update(batch, output)
+        losses = dist.reduce_dict({k: v / max(count, 1) for k, v in sums.items()})
+        results.update({k: float(v) for k, v in losses.items()})
+        for metric in metrics.get(name, []):
+            results.update({f"{name}/{k}": float(v) for k, v in metric.compute().items()})
+    model.train(was_training)
+    return results
+
+
+@torch.no_grad()
+def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, split: str,
+            batch_size: int, to_device: Callable[[dict], dict], autocast: Callable[[], ContextManager],
+            max_batches: int | None = None) -> list[Path]:
+    """Write ``<folder>/predictions/<dataset>_<split>.json`` for datasets that format predictions.
+
+    A dataset opts in with ``format_predictions(batch, output) -> list[dict]``.
+    """
+    model.eval()
+    written = []
+    for name, dataset in datasets.items():
+        if not hasattr(dataset, "format_predictions"):
+            continue
+        rows: list[dict] = []
+        for batch in eval_batches(dataset, batch_size=batch_size, rank=dist.get_rank(),
+                                  world_size=dist.get_world_size(), max_batches=max_batches):
+            batch = to_device(batch)
+            with autocast():
+                output = model(batch)
+            rows.extend(dataset.format_predictions(batch, output))
+        rows = dist.gather_objects(rows)
+        if dist.is_main_process():
+            path = folder / "predictions" / f"{name}_{split}.json"
+            atomic_write_text(path, json.dumps(rows, sort_keys=True))
+            written.append(path)
+    return written

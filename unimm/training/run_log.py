@@ -1,0 +1,110 @@
+"""What a run records: a JSON-lines metrics file, TensorBoard scalars, a progress bar,
+and a PNG plot of losses and metrics written at the end."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+logger = logging.getLogger("unimm")
+
+
+class RunLog:
+    """Records scalars by update; only the main process writes.
+
+    Args:
+        folder: the run folder (``metrics.jsonl``, ``tensorboard/``, ``curves.png``).
+        total_updates: for the progress bar's ETA.
+        enabled: False on non-main ranks.
+        tensorboard: write TensorBoard event files.
+    """
+
+    def __init__(self, folder: Path, *, total_updates: int, enabled: bool = True,
+                 tensorboard: bool = True, start_update: int = 0) -> None:
+        self.folder = folder
+        self.enabled = enabled
+        self.history: list[dict[str, Any]] = []
+        self._writer = None
+        self._bar = None
+        if not enabled:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        self._jsonl = open(folder / "metrics.jsonl", "a", encoding="utf-8")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                logger.warning("tensorboard is not installed; scalars go to metrics.jsonl only")
+        if total_updates > start_update:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total_updates, initial=start_update, desc="train", unit="upd",
+                             dynamic_ncols=True, mininterval=1.0, file=sys.stderr,
+                             disable=None)  # None: off when stderr is not a terminal
+
+    def scalars(self, update: int, values: Mapping[str, float], *, phase: str) -> None:
+        """Record ``values`` (keys ``<dataset>/<name>``) at ``update``."""
+        if not self.enabled:
+            return
+        row = {"update": update, "phase": phase, "time": round(time.time(), 3),
+               **{k: float(v) for k, v in values.items()}}
+        self.history.append(row)
+        self._jsonl.write(json.dumps(row, sort_keys=True) + "\n")
+        self._jsonl.flush()
+        if self._writer is not None:
+            for key, value in values.items():
+                self._writer.add_scalar(f"{phase}/{key}", float(value), update)
+
+    def progress(self, update: int, losses: Mapping[str, float]) -> None:
+        if self._bar is not None:
+            self._bar.n = update
+            shown = {k.split("/", 1)[-1] if len(losses) > 3 else k: f"{v:.3f}" for k, v in losses.items()}
+            self._bar.set_postfix(shown, refresh=False)
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+        if self._writer is not None:
+            self._writer.close()
+        self._jsonl.close()
+        if self.history:
+            plot_curves(self.history, self.folder / "curves.png")
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """One panel per scalar: training losses and evaluation metrics against updates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in history:
+        for key, value in row.items():
+            if key not in ("update", "phase", "time") and math.isfinite(value):
+                series.setdefault(f"{row['phase']}: {key}", []).append((row["update"], value))
+    if not series:
+        return
+    cols = min(4, len(series))
+    rows = math.ceil(len(series) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, (name, points) in zip(axes.flat, sorted(series.items())):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("update", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(series):]:
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)

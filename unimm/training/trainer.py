@@ -1,0 +1,286 @@
+"""The training recipe: setup, loop, evaluate, checkpoint — one function to read top to bottom.
+
+Variation comes from registered pieces named in the config, never from subclasses: the
+task sampler picks the dataset of each step, the step strategy gathers the gradients of
+one update, optimizer hooks touch gradients and optimizer state around the step.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+from torch import nn
+
+from unimm.config.errors import ConfigError
+from unimm.registry import (CALLBACKS, DATASETS, METRICS, MODELS, OPTIMIZER_HOOKS, OPTIMIZERS,
+                            SCHEDULERS, STEP_STRATEGIES, TASK_SAMPLERS)
+from unimm.training import checkpoint as ckpt
+from unimm.training import distributed as dist
+from unimm.training.evaluation import evaluate, predict
+from unimm.training.optimizers import param_groups
+from unimm.training.run_log import RunLog
+from unimm.training.steps import NonFiniteLossError, StepContext
+from unimm.training.streams import BatchStream
+
+logger = logging.getLogger("unimm")
+
+SPLIT_OF_RUN = {"val": "val", "test": "test", "predict": "val"}
+
+
+def run(cfg: dict[str, Any]) -> dict[str, float]:
+    """Carry out ``cfg["run_type"]`` on a validated, resolved config; return the final metrics."""
+    run_type = cfg["run_type"]
+    seed_everything(cfg["env"]["seed"] + dist.get_rank())
+    device = pick_device(cfg["env"]["device"])
+    folder = Path(cfg["env"]["save_dir"])
+    training = run_type in ("train", "train_val")
+    eval_split = cfg["evaluation"]["split"] if run_type in ("train_val", "val", "predict") else "test"
+
+    train_sets = build_datasets(cfg, "train") if training else {}
+    eval_sets = build_datasets(cfg, eval_split) if run_type != "train" else {}
+    info = {name: ds.info() for name, ds in (train_sets or eval_sets).items()}
+    model = MODELS.build(cfg["model"], dataset_info=info)
+    if cfg["checkpoint"]["init_from"]:
+        ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"])
+    model.to(device)
+    logger.info("model %s: %s parameters", cfg["model"]["type"] if isinstance(cfg["model"], dict)
+                else cfg["model"], f"{count_parameters(model):,}")
+
+    autocast = autocast_factory(cfg["training"]["amp"], device)
+    to_device = batch_mover(device)
+    eval_bs = cfg["evaluation"]["batch_size"] or cfg["training"]["batch_size"]
+    results: dict[str, float] = {}
+    if training:
+        results = train(cfg, model, train_sets, eval_sets if run_type == "train_val" else {},
+                        folder=folder, device=device, autocast=autocast, to_device=to_device)
+    elif run_type == "predict":
+        predict(model, eval_sets, folder=folder, split=eval_split, batch_size=eval_bs,
+                to_device=to_device, autocast=autocast, max_batches=cfg["evaluation"]["max_batches"])
+    if run_type in ("val", "test"):
+        if cfg["checkpoint"]["resume"]:
+            ckpt.init_from(model, folder / "checkpoints" / "last", None)
+        results = evaluate(model, eval_sets, build_metrics(cfg, eval_sets), batch_size=eval_bs,
+                           to_device=to_device, autocast=autocast,
+                           max_batches=cfg["evaluation"]["max_batches"])
+        log_results(results, f"{run_type} ({eval_split})")
+    return results
+
+
+def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eval_sets: dict[str, Any], *,
+          folder: Path, device: torch.device, autocast: Callable[[], ContextManager],
+          to_device: Callable[[dict], dict]) -> dict[str, float]:
+    """The loop: draw, step, update, log, evaluate, checkpoint, until max_updates."""
+    t, ev = cfg["training"], cfg["evaluation"]
+    seed = cfg["env"]["seed"]
+    ddp_model = dist.wrap_model(model)
+    streams = {
+        name: BatchStream(ds, batch_size=t["batch_size"], seed=seed, index=i, rank=dist.get_rank(),
+                          world_size=dist.get_world_size(), num_workers=t["num_workers"], to_device=to_device)
+        for i, (name, ds) in enumerate(train_sets.items())
+    }
+    max_updates = total_updates(t, streams)
+    groups = param_groups(model, t["param_groups"], base_lr=cfg["optimizer"].get("lr", 0.0)
+                          if isinstance(cfg["optimizer"], dict) else 0.0,
+                          base_weight_decay=optimizer_weight_decay(cfg["optimizer"]))
+    optimizer = OPTIMIZERS.build(cfg["optimizer"], params=groups)
+    scheduler = SCHEDULERS.build(cfg["scheduler"], optimizer=optimizer, max_updates=max_updates)
+    sampler = TASK_SAMPLERS.build(t["sampler"], dataset_sizes={n: len(d) for n, d in train_sets.items()},
+                                  seed=seed)
+    strategy = STEP_STRATEGIES.build(t["step_strategy"])
+    hooks = [OPTIMIZER_HOOKS.build(node, model=model, optimizer=optimizer) for node in t["optimizer_hooks"]]
+    callbacks = [CALLBACKS.build(node) for node in t["callbacks"]]
+    scaler = torch.amp.GradScaler("cuda") if t["amp"] == "fp16" else None
+    metrics = build_metrics(cfg, eval_sets)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    update = 0
+    last = folder / "checkpoints" / "last"
+    if cfg["checkpoint"]["resume"] and last.exists():
+        counters = ckpt.restore(ckpt.load_checkpoint(last), model=model, optimizer=optimizer,
+                                scheduler=scheduler, sampler=sampler, hooks=hooks, scaler=scaler)
+        update = int(counters["update"])
+        for name, state in counters.get("streams", {}).items():
+            streams[name].load_state_dict(state)
+        logger.info("resumed from %s at update %d", last, update)
+    log = RunLog(folder, total_updates=max_updates, enabled=dist.is_main_process(), start_update=update)
+    early = EarlyStop(**t["early_stop"])
+    results: dict[str, float] = {}
+    skipped = 0
+    model.train()
+    started = time.time()
+
+    def save(is_best: bool = False) -> None:
+        counters = {"update": update, "skipped": skipped,
+                    "streams": {n: s.state_dict() for n, s in streams.items()}}
+        if dist.is_main_process():
+            ckpt.save_checkpoint(folder, model=model, optimizer=optimizer, scheduler=scheduler,
+                                 sampler=sampler, hooks=hooks, counters=counters, scaler=scaler,
+                                 keep_last=cfg["checkpoint"]["keep_last"], is_best=is_best)
+        dist.barrier()
+
+    while update < max_updates:
+        ctx = StepContext(model=ddp_model, sampler=sampler, next_batch=lambda n: next(streams[n]),
+                          dataset_names=list(train_sets), grad_accum_steps=t["grad_accum_steps"],
+                          hooks=hooks, autocast=autocast, scaler=scaler,
+                          no_sync=lambda: dist.no_sync(ddp_model), step=update)
+        try:
+            losses = strategy(ctx)
+        except NonFiniteLossError as err:
+            if t["on_nonfinite"] == "stop":
+                raise
+            logger.warning("update %d skipped: %s", update, err)
+            optimizer.zero_grad(set_to_none=True)
+            skipped += 1
+            continue
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        for hook in hooks:
+            hook.before_step(update)
+        if t["clip_grad_norm"]:
+            torch.nn.utils.clip_grad_norm_(params, t["clip_grad_norm"])
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        for hook in hooks:
+            hook.after_step(update)
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        update += 1
+
+        log.progress(update, losses)
+        if update % t["log_every"] == 0 or update == max_updates:
+            shown = dist.reduce_dict(losses)
+            log.scalars(update, {**shown, "lr": scheduler.get_last_lr()[0]}, phase="train")
+            for cb in callbacks:
+                getattr(cb, "on_log", lambda *a: None)(update, shown)
+        is_eval = eval_sets and (update == max_updates or (ev_every := t["eval_every"]) and update % ev_every == 0)
+        is_best = False
+        if is_eval:
+            results = evaluate(model, eval_sets, metrics, batch_size=ev["batch_size"] or t["batch_size"],
+                               to_device=to_device, autocast=autocast, max_batches=ev["max_batches"],
+                               num_workers=t["num_workers"])
+            log.scalars(update, results, phase="val")
+            log_results(results, f"val at update {update}")
+            is_best = early.observe(results)
+            for cb in callbacks:
+                getattr(cb, "on_eval", lambda *a: None)(update, results)
+        every = cfg["checkpoint"]["every"]
+        if update == max_updates or (every and update % every == 0) or early.should_stop or is_best:
+            save(is_best=is_best)
+        if early.should_stop:
+            logger.info("early stop at update %d: %s did not improve for %d evaluations",
+                        update, early.metric, early.patience)
+            break
+    log.close()
+    logger.info("trained %d updates in %.1fs (%d skipped)", update, time.time() - started, skipped)
+    return results
+
+
+def build_datasets(cfg: dict[str, Any], split: str) -> dict[str, Any]:
+    return {name: DATASETS.build(node, split=split, name=name) for name, node in cfg["datasets"].items()}
+
+
+def build_metrics(cfg: dict[str, Any], datasets: dict[str, Any]) -> dict[str, list[Any]]:
+    nodes = cfg["evaluation"]["metrics"]
+    return {name: [METRICS.build(node, dataset=datasets[name], name=name) for node in nodes.get(name, [])]
+            for name in datasets}
+
+
+def total_updates(t: dict[str, Any], streams: dict[str, BatchStream]) -> int:
+    """``max_updates``, capped by ``max_epochs`` passes over the largest dataset."""
+    limit = t["max_updates"]
+    if t["max_epochs"] is not None:
+        largest = max(s.batches_per_epoch for s in streams.values())
+        epochs = math.ceil(t["max_epochs"] * largest / t["grad_accum_steps"])
+        limit = epochs if limit is None else min(limit, epochs)
+    if limit is None:
+        raise ConfigError("training: set training.max_updates or training.max_epochs")
+    return int(limit)
+
+
+def optimizer_weight_decay(node: Any) -> float:
+    return float(node.get("weight_decay", 0.0)) if isinstance(node, dict) else 0.0
+
+
+class EarlyStop:
+    """Tracks the best value of one metric; ``should_stop`` after ``patience`` bad evaluations."""
+
+    def __init__(self, metric: str | None, mode: str = "max", patience: int = 0) -> None:
+        self.metric, self.mode, self.patience = metric, mode, patience
+        self.best: float | None = None
+        self.bad = 0
+        self.should_stop = False
+
+    def observe(self, results: dict[str, float]) -> bool:
+        """Note one evaluation; True when it is the best so far."""
+        if self.metric is None:
+            return False
+        if self.metric not in results:
+            raise ConfigError(f"training.early_stop.metric: '{self.metric}' is not among the evaluation "
+                              f"results ({', '.join(sorted(results))}); pick one of those")
+        value = results[self.metric]
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best, self.bad = value, 0
+        else:
+            self.bad += 1
+            self.should_stop = self.patience > 0 and self.bad >= self.patience
+        return better
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist.local_rank())
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"env.device: '{name}' was asked for but no CUDA device is available; use env.device=cpu")
+    return torch.device(name)
+
+
+def autocast_factory(amp: str, device: torch.device) -> Callable[[], ContextManager]:
+    if amp == "none":
+        return contextlib.nullcontext
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError("training.amp: fp16 needs a CUDA device; use training.amp=bf16 on CPU")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def batch_mover(device: torch.device) -> Callable[[dict], dict]:
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=True)
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        return value
+
+    return move if device.type != "cpu" else (lambda batch: batch)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def log_results(results: dict[str, float], title: str) -> None:
+    if results and dist.is_main_process():
+        width = max(len(k) for k in results)
+        lines = "\n".join(f"  {k:<{width}}  {v:.4f}" for k, v in sorted(results.items()))
+        logger.info("%s:\n%s", title, lines)

@@ -1,0 +1,1 @@
+"""Small helpers shared across unimm (file I/O, seeding)."""
