@@ -7,8 +7,25 @@ Samples and batches are plain dicts. Every batch carries:
 * ``"dataset_name"``: the config key of the dataset it came from (e.g. ``"vqa2"``);
 * ``"task_type"``: what kind of task it is (``"detection"``, ``"vqa"``, ``"classification"``,
   ``"text_classification"``, ``"retrieval"``, ``"pretraining"``, ...);
-* tensors: images ``[B, 3, H, W]`` with ``pixel_mask`` ``[B, H, W]`` (1 = real pixel),
-  token ids ``[B, T]`` with ``attention_mask`` ``[B, T]``, labels / targets per task.
+* tensors, under these names (a dataset provides those its task has):
+
+  ============== =========================== ===============================================
+  key            shape / type                meaning
+  ============== =========================== ===============================================
+  image          float ``[B, 3, H, W]``      normalised pixels, zero-padded to the batch max
+  pixel_mask     bool ``[B, H, W]``          True on real pixels, False on padding
+  image2         as ``image``                the second image of a pair (NLVR2)
+  input_ids      long ``[B, T]``             token ids, padded with the pad id
+  attention_mask long ``[B, T]``             1 on real tokens
+  token_type_ids long ``[B, T]``             segment ids (sentence A = 0, B = 1)
+  label          long ``[B]``                class index (classification, entailment, GLUE)
+  answer_scores  float ``[B, A]``            VQA soft scores min(#matches / 3, 1) per answer
+  targets        list of B dicts             detection: ``labels`` long ``[N]``, ``boxes``
+                                             float ``[N, 4]`` (cx, cy, w, h) in [0, 1] of the
+                                             image's own (unpadded) size, ``attributes``
+                                             long ``[N, K]`` (-1 padded; VG), ``image_id``,
+                                             ``orig_size`` / ``size`` long ``[2]`` (h, w)
+  ============== =========================== ===============================================
 
 A model's ``forward(batch)`` returns a dict with ``"losses"``: ``{"<dataset>/<loss>": scalar}``
 (summed by the trainer) and whatever outputs its metrics read (``"logits"``, ``"pred_boxes"`` ...).

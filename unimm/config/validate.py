@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "env.log_level": ("debug", "info", "warning"),
     "training.amp": ("none", "bf16", "fp16"),
     "training.on_nonfinite": ("stop", "skip"),
+    "training.parallel": ("ddp", "fsdp"),
     "training.early_stop.mode": ("max", "min"),
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
