@@ -119,3 +119,9 @@ def test_relative_user_dir_is_relative_to_its_file(tmp_path):
     path = write(tmp_path / "proj" / "configs" / "a.yaml", "env: {user_dir: ..}\n")
     cfg = load_config(path)
     assert list(cfg.env.user_dir) == [str((tmp_path / "proj").resolve())]
+
+
+def test_a_part_given_by_name_takes_sub_key_overrides():
+    cfg = load_config(None, ["training.sampler.type=ratios", "training.step_strategy.datasets=[a]"])
+    assert dict(cfg.training.sampler) == {"type": "ratios"}
+    assert dict(cfg.training.step_strategy) == {"type": "sampled", "datasets": ["a"]}

@@ -168,4 +168,6 @@ def set_path(root: dict[str, Any], key: str, value: Any) -> None:
             nxt = node.get(name)
             if nxt is None or nxt == "???":  # unset: the override creates the container
                 nxt = node[name] = {} if tokens[i + 1][1] is None else []
+            elif isinstance(nxt, str) and tokens[i + 1][1] is None:
+                nxt = node[name] = {"type": nxt}  # a part given by name: sampler=x -> {type: x}
             node = nxt

@@ -140,10 +140,13 @@ def node_kind(path: str) -> str | None:
 
 
 def matches(path: str, pattern: str) -> bool:
-    regex = "^" + "\\.".join(
-        part.replace("*", "[^.\\[]+").replace("[]", "\\[\\d+\\]") for part in pattern.split(".")
-    ) + "$"
-    return re.match(regex, path) is not None
+    """Whether a dotted path is an instance of a NODE_PATHS pattern."""
+    parts = []
+    for part in pattern.split("."):
+        name, each_elem = (part[:-2], True) if part.endswith("[]") else (part, False)
+        regex = r"[^.\[]+" if name == "*" else re.escape(name)
+        parts.append(regex + (r"\[\d+\]" if each_elem else ""))
+    return re.fullmatch(r"\.".join(parts), path) is not None
 
 
 def select(root: Any, pattern: str) -> list[tuple[str, Any]]:

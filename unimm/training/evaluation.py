@@ -70,7 +70,7 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
             with autocast():
                 output = model(batch)
             rows.extend(dataset.format_predictions(batch, output))
-        rows = dist.gather_objects(rows)
+        rows = [row for part in dist.all_gather_object(rows) for row in part]
         if dist.is_main_process():
             path = folder / "predictions" / f"{name}_{split}.json"
             atomic_write_text(path, json.dumps(rows, sort_keys=True))

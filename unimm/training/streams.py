@@ -68,8 +68,10 @@ class BatchStream:
         order = torch.randperm(len(self.dataset), generator=gen).tolist()
         starts = range(self.position, self.batches_per_epoch * self.global_batch, self.global_batch)
         own = [order[s + self.rank * self.batch_size: s + (self.rank + 1) * self.batch_size] for s in starts]
+        # The loader's own generator: making an iterator must not draw from the global RNG,
+        # or a resumed run (which makes its iterator at another time) would drift.
         loader = DataLoader(self.dataset, batch_sampler=own, collate_fn=self.dataset.collate,
-                            num_workers=self.num_workers)
+                            num_workers=self.num_workers, generator=gen)
         return iter(loader)
 
     def state_dict(self) -> dict[str, int]:

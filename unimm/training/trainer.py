@@ -7,6 +7,7 @@ one update, optimizer hooks touch gradients and optimizer state around the step.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import random
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.registry import split_node
 from unimm.registry import (CALLBACKS, DATASETS, METRICS, MODELS, OPTIMIZER_HOOKS, OPTIMIZERS,
                             SCHEDULERS, STEP_STRATEGIES, TASK_SAMPLERS)
 from unimm.training import checkpoint as ckpt
@@ -31,7 +33,7 @@ from unimm.training.streams import BatchStream
 
 logger = logging.getLogger("unimm")
 
-SPLIT_OF_RUN = {"val": "val", "test": "test", "predict": "val"}
+MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite=skip: a run that never recovers still stops
 
 
 def run(cfg: dict[str, Any]) -> dict[str, float]:
@@ -86,10 +88,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         for i, (name, ds) in enumerate(train_sets.items())
     }
     max_updates = total_updates(t, streams)
-    groups = param_groups(model, t["param_groups"], base_lr=cfg["optimizer"].get("lr", 0.0)
-                          if isinstance(cfg["optimizer"], dict) else 0.0,
-                          base_weight_decay=optimizer_weight_decay(cfg["optimizer"]))
-    optimizer = OPTIMIZERS.build(cfg["optimizer"], params=groups)
+    optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"])
     scheduler = SCHEDULERS.build(cfg["scheduler"], optimizer=optimizer, max_updates=max_updates)
     sampler = TASK_SAMPLERS.build(t["sampler"], dataset_sizes={n: len(d) for n, d in train_sets.items()},
                                   seed=seed)
@@ -112,17 +111,19 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     log = RunLog(folder, total_updates=max_updates, enabled=dist.is_main_process(), start_update=update)
     early = EarlyStop(**t["early_stop"])
     results: dict[str, float] = {}
-    skipped = 0
+    skipped = skipped_in_a_row = 0
     model.train()
     started = time.time()
 
     def save(is_best: bool = False) -> None:
         counters = {"update": update, "skipped": skipped,
                     "streams": {n: s.state_dict() for n, s in streams.items()}}
+        rng_states = dist.all_gather_object(ckpt.rng_state())  # every rank resumes its own RNG
         if dist.is_main_process():
             ckpt.save_checkpoint(folder, model=model, optimizer=optimizer, scheduler=scheduler,
                                  sampler=sampler, hooks=hooks, counters=counters, scaler=scaler,
-                                 keep_last=cfg["checkpoint"]["keep_last"], is_best=is_best)
+                                 keep_last=cfg["checkpoint"]["keep_last"], is_best=is_best,
+                                 rng_states=rng_states)
         dist.barrier()
 
     while update < max_updates:
@@ -137,8 +138,11 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
                 raise
             logger.warning("update %d skipped: %s", update, err)
             optimizer.zero_grad(set_to_none=True)
-            skipped += 1
+            skipped, skipped_in_a_row = skipped + 1, skipped_in_a_row + 1
+            if skipped_in_a_row >= MAX_SKIPS_IN_A_ROW:
+                raise NonFiniteLossError(f"{MAX_SKIPS_IN_A_ROW} updates in a row were skipped; last: {err}") from None
             continue
+        skipped_in_a_row = 0
         if scaler is not None:
             scaler.unscale_(optimizer)
         for hook in hooks:
@@ -207,8 +211,15 @@ def total_updates(t: dict[str, Any], streams: dict[str, BatchStream]) -> int:
     return int(limit)
 
 
-def optimizer_weight_decay(node: Any) -> float:
-    return float(node.get("weight_decay", 0.0)) if isinstance(node, dict) else 0.0
+def build_optimizer(node: Any, model: nn.Module, rules: list[dict]) -> torch.optim.Optimizer:
+    """The optimizer over parameter groups; a group without its own lr / decay takes the
+    optimizer's (its builder's default when the config leaves it out)."""
+    name, kwargs = split_node(node)
+    defaults = {p.name: p.default for p in inspect.signature(OPTIMIZERS.get(name).builder).parameters.values()}
+    lr = kwargs.get("lr", defaults.get("lr"))
+    decay = kwargs.get("weight_decay", defaults.get("weight_decay", 0.0))
+    groups = param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0))
+    return OPTIMIZERS.build(node, params=groups)
 
 
 class EarlyStop:

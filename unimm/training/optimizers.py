@@ -1,0 +1,177 @@
+"""Optimizers and the parameter groups they update.
+
+``param_groups`` splits a model's trainable parameters by name patterns, each group with
+its own learning rate and weight decay: METER (Sec. 3.3) trains the pre-trained bottom
+layers at 1e-5 and the randomly initialised top layers at 5e-5; UniT trains its backbone at
+a lower rate. Norm weights and biases get no weight decay. The groups then go to a
+registered optimizer builder as its runtime argument ``params``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from unimm.config.errors import ConfigError
+from unimm.registry import OPTIMIZERS
+
+RULES_PATH = "training.param_groups"
+RULE_KEYS = ("pattern", "lr_mult", "weight_decay")
+
+
+def param_groups(model: nn.Module, rules: list[dict], base_lr: float, base_weight_decay: float,
+                 no_decay_norm_bias: bool = True) -> list[dict]:
+    """Trainable parameters grouped by the first rule whose pattern their name contains.
+
+    Args:
+        model: the (unwrapped) model.
+        rules: ``{pattern: <regex searched in the parameter name>, lr_mult: 1.0,
+            weight_decay: None}`` each; the first matching rule wins; parameters no rule
+            matches use ``base_lr`` and ``base_weight_decay``.
+        base_lr: the optimizer's learning rate.
+        base_weight_decay: the optimizer's weight decay.
+        no_decay_norm_bias: parameters with at most one dimension (norm weights, biases)
+            get weight decay 0.
+
+    Returns:
+        Non-empty groups ``{"params", "lr", "weight_decay", "name"}``; frozen parameters
+        (``requires_grad=False``) are left out.
+
+    Raises:
+        ConfigError: a rule with an unknown key, a bad pattern or value, or one that gets no
+            parameter; every problem at once, named ``training.param_groups[i]``.
+    """
+    compiled = compile_rules(rules)
+    claimed = [0] * len(compiled)
+    shadowed = [False] * len(compiled)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        hits = [i for i, (regex, _, _) in enumerate(compiled) if regex.search(name)]
+        index = hits[0] if hits else -1
+        for i in hits[1:]:
+            shadowed[i] = True
+        if index >= 0:
+            claimed[index] += 1
+        if not param.requires_grad:
+            continue
+        _, lr_mult, decay = compiled[index] if index >= 0 else (None, 1.0, None)
+        no_decay = no_decay_norm_bias and param.ndim <= 1
+        key = (index, no_decay)
+        if key not in groups:
+            label = f"{RULES_PATH}[{index}]" if index >= 0 else "default"
+            groups[key] = {
+                "params": [],
+                "lr": base_lr * lr_mult,
+                "weight_decay": 0.0 if no_decay else (base_weight_decay if decay is None else decay),
+                "name": label + ("/no_decay" if no_decay else ""),
+            }
+        groups[key]["params"].append(param)
+    problems = []
+    for i, count in enumerate(claimed):
+        if count == 0:
+            why = "every parameter it matches is taken by an earlier rule" if shadowed[i] else (
+                "it matches no parameter name")
+            problems.append(f"{RULES_PATH}[{i}].pattern: {rules[i]['pattern']!r} gets no parameter ({why}); "
+                            "fix the pattern or remove the rule")
+    if problems:
+        raise ConfigError(problems)
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[0] < 0, k))]
+
+
+def compile_rules(rules: Iterable[Mapping[str, Any]]) -> list[tuple[re.Pattern[str], float, float | None]]:
+    """Check each rule and compile its pattern; report every problem at once."""
+    compiled, problems = [], []
+    for i, rule in enumerate(rules or []):
+        where = f"{RULES_PATH}[{i}]"
+        if not isinstance(rule, Mapping):
+            problems.append(f"{where}: expected {{pattern: <regex>, lr_mult: 1.0, weight_decay: null}}, got {rule!r}")
+            continue
+        problems += [f"{where}.{key}: unknown key; a rule has {', '.join(RULE_KEYS)}" for key in rule
+                     if key not in RULE_KEYS]
+        regex = None
+        if not isinstance(rule.get("pattern"), str):
+            problems.append(f"{where}.pattern: required, a regex searched in parameter names")
+        else:
+            try:
+                regex = re.compile(rule["pattern"])
+            except re.error as err:
+                problems.append(f"{where}.pattern: {rule['pattern']!r} is not a valid regex ({err})")
+        lr_mult, decay = rule.get("lr_mult", 1.0), rule.get("weight_decay")
+        if not is_number(lr_mult) or lr_mult < 0:
+            problems.append(f"{where}.lr_mult: {lr_mult!r} must be a non-negative number")
+        if decay is not None and (not is_number(decay) or decay < 0):
+            problems.append(f"{where}.weight_decay: {decay!r} must be a non-negative number or null")
+        if regex is not None:
+            compiled.append((regex, float(lr_mult) if is_number(lr_mult) else 1.0,
+                             None if decay is None else float(decay)))
+    if problems:
+        raise ConfigError(problems)
+    return compiled
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_betas(betas: tuple[float, float] | list[float]) -> tuple[float, float]:
+    if len(betas) != 2 or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(f"optimizer.betas: {list(betas)!r} must be two numbers in [0, 1), e.g. [0.9, 0.999]")
+    return float(betas[0]), float(betas[1])
+
+
+def check_lr(lr: float) -> None:
+    if lr < 0:
+        raise ConfigError(f"optimizer.lr: {lr} must not be negative")
+
+
+@OPTIMIZERS.register()
+def adamw(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[float] = (0.9, 0.999),
+          eps: float = 1e-8, weight_decay: float = 0.01) -> torch.optim.AdamW:
+    """AdamW, decoupled weight decay (UniT Sec. 3.5: lr 5e-5; METER Sec. 3.3).
+
+    Args:
+        params: parameter groups from ``param_groups`` (runtime); a group's own ``lr`` and
+            ``weight_decay`` override the values below.
+        lr: the base learning rate.
+        betas: the moment decay rates.
+        eps: added to the denominator.
+        weight_decay: decoupled weight decay.
+    """
+    check_lr(lr)
+    return torch.optim.AdamW(params, lr=lr, betas=check_betas(betas), eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register()
+def adam(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[float] = (0.9, 0.999),
+         eps: float = 1e-8, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam, weight decay added to the gradient (L2).
+
+    Args:
+        params: parameter groups from ``param_groups`` (runtime).
+        lr: the base learning rate.
+        betas: the moment decay rates.
+        eps: added to the denominator.
+        weight_decay: L2 penalty.
+    """
+    check_lr(lr)
+    return torch.optim.Adam(params, lr=lr, betas=check_betas(betas), eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register()
+def sgd(params: Iterable[Any], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+        nesterov: bool = False) -> torch.optim.SGD:
+    """SGD with optional (Nesterov) momentum (ViT-BERT fine-tuning: momentum 0.9).
+
+    Args:
+        params: parameter groups from ``param_groups`` (runtime).
+        lr: the base learning rate.
+        momentum: momentum factor.
+        weight_decay: L2 penalty.
+        nesterov: Nesterov momentum; needs ``momentum > 0``.
+    """
+    check_lr(lr)
+    if nesterov and momentum <= 0:
+        raise ConfigError(f"optimizer.nesterov: needs optimizer.momentum > 0 (got {momentum})")
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
