@@ -66,6 +66,11 @@ def load_user_dir(folder: Path) -> ModuleType:
         raise ConfigError(
             f"env.user_dir: {what}: {folder}; give a folder whose __init__.py imports "
             "the modules that register your parts")
+    already = next((m for m in list(sys.modules.values())
+                    if getattr(m, "__file__", None) and Path(m.__file__).resolve() == init), None)
+    if already is not None:  # imported as a regular package before: importing again would re-register
+        _loaded_dirs[folder] = already
+        return already
     name = folder.name if folder.name.isidentifier() else "unimm_user_plugin"
     if name in sys.modules:  # do not shadow an importable module of the same name
         name = f"unimm_user_{name}_{len(_loaded_dirs)}"
