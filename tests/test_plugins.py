@@ -88,3 +88,12 @@ def test_a_plugin_that_fails_to_import_names_the_folder(tmp_path):
     (bad / "__init__.py").write_text("raise RuntimeError('boom')\n")
     with pytest.raises(ConfigError, match=r"importing .*broken_plugin failed: RuntimeError: boom"):
         load_user_dirs([str(bad)])
+
+
+def test_a_folder_already_imported_as_a_package_is_not_registered_twice():
+    probe = ("import projects.quickstart\n"
+             "from unimm.plugins import load_user_dirs\n"
+             "(module,) = load_user_dirs(['projects/quickstart'])\n"
+             "assert module.__name__ == 'projects.quickstart', module.__name__\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

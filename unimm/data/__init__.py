@@ -1,0 +1,35 @@
+"""Datasets in their official on-disk formats, tokenisers, image transforms and collation.
+
+Importing this package registers every dataset builder (``DATASETS``) and processor
+(``PROCESSORS``). Task types of the batches:
+
+============================= ==========================================================
+task type                     datasets
+============================= ==========================================================
+``detection``                 coco_detection, visual_genome
+``vqa``                       vqa2, visual_genome_qa
+``classification``            snli_ve, nlvr2 (image(s) + text), image_folder (image)
+``text_classification``       glue (all tasks but STS-B)
+``text_regression``           glue STS-B
+``image_text``                coco_captions
+``retrieval``                 karpathy_retrieval
+``text_pretraining``          text_corpus (MLM + NSP)
+============================= ==========================================================
+
+The synthetic benchmark generator lives in ``unimm.data.shapes``; it is not imported here.
+"""
+from unimm.data import (  # noqa: F401  (each import registers its parts)
+    coco_captions,
+    coco_detection,
+    glue,
+    image_folder,
+    karpathy_retrieval,
+    nlvr2,
+    snli_ve,
+    text_corpus,
+    tokenizers,
+    transforms,
+    visual_genome,
+    visual_genome_qa,
+    vqa2,
+)

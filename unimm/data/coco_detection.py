@@ -1,0 +1,106 @@
+"""COCO object detection from the official instances JSON."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from unimm.config.errors import ConfigError
+from unimm.data.common import choose_transform, take
+from unimm.data.detection import DetectionDataset, DetectionImage
+from unimm.data.files import field, json_list, read_json, require_files, split_file
+from unimm.data.images import require_images
+from unimm.registry import DATASETS
+
+COCO_SPLITS = {"train": "train2017", "val": "val2017"}
+
+
+def read_instances(path: Path, image_dir: Path, keep_crowd: bool) -> tuple[list[DetectionImage], list[dict[str, Any]]]:
+    """Images (file order) with their boxes, and the categories sorted by id.
+
+    Crowd annotations (``iscrowd`` = 1) are dropped unless ``keep_crowd``, as DETR trains;
+    images without any box are kept.
+    """
+    data = read_json(path)
+    categories = json_list(data, "categories", path)
+    for i, category in enumerate(categories):
+        field(category, "id", f"{path}, categories[{i}]", int)
+    categories = sorted(categories, key=lambda c: c["id"])
+    label_of = {c["id"]: i for i, c in enumerate(categories)}
+    images: dict[int, dict[str, Any]] = {}
+    for i, record in enumerate(json_list(data, "images", path)):
+        where = f"{path}, images[{i}]"
+        image_id = field(record, "id", where, int)
+        images[image_id] = {"file_name": field(record, "file_name", where, str),
+                            "height": field(record, "height", where, int), "width": field(record, "width", where, int),
+                            "boxes": [], "labels": [], "areas": [], "crowd": []}
+    for i, ann in enumerate(json_list(data, "annotations", path)):
+        where = f"{path}, annotations[{i}]"
+        image_id, category = field(ann, "image_id", where, int), field(ann, "category_id", where, int)
+        bbox = field(ann, "bbox", where, list)
+        crowd = int(ann.get("iscrowd", 0))
+        if image_id not in images:
+            raise ConfigError(f"{where}: image_id {image_id} is not in 'images'")
+        if category not in label_of:
+            raise ConfigError(f"{where}: category_id {category} is not in 'categories'")
+        if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise ConfigError(f"{where}: field 'bbox' should be [x, y, width, height], got {bbox!r}")
+        if crowd and not keep_crowd:
+            continue
+        x, y, w, h = (float(v) for v in bbox)
+        entry = images[image_id]
+        entry["boxes"].append([x, y, x + w, y + h])
+        entry["labels"].append(label_of[category])
+        entry["areas"].append(float(ann.get("area", w * h)))
+        entry["crowd"].append(crowd)
+    out = [DetectionImage(image_id, image_dir / e.pop("file_name"), **e) for image_id, e in images.items()]
+    return out, categories
+
+
+@DATASETS.register(parts={"train_transform": "processors", "eval_transform": "processors"})
+def coco_detection(
+    *,
+    data_dir: str,
+    split: str,
+    name: str,
+    split_names: Mapping[str, str] | None = None,
+    keep_crowd: bool = False,
+    max_samples: int | None = None,
+    check_images: bool = True,
+    train_transform: Any = None,
+    eval_transform: Any = None,
+) -> DetectionDataset:
+    """COCO detection: ``<data_dir>/annotations/instances_<x>.json`` and images in ``<data_dir>/<x>/``.
+
+    Args:
+        data_dir: the COCO folder.
+        split: ``train`` / ``val`` (runtime).
+        name: the dataset's config key (runtime).
+        split_names: split -> official name ``<x>`` (default train -> train2017, val -> val2017).
+        keep_crowd: keep ``iscrowd`` boxes in the targets (DETR drops them for training).
+        max_samples: keep only the first images (None: all).
+        check_images: check every image file exists when the dataset is built.
+        train_transform: image transform of the train split (e.g. ``detr_train_transform``).
+        eval_transform: image transform of the other splits (e.g. ``detr_eval_transform``).
+
+    Returns:
+        A dataset whose samples hold ``image`` ``[3, H, W]``, ``image_id`` and ``target``:
+        ``boxes`` ``[N, 4]`` normalised ``(cx, cy, w, h)``, ``labels`` ``[N]`` (contiguous
+        class indices in category-id order; ``info()["categories"][i]["id"]`` maps them back),
+        ``area`` ``[N]``, ``iscrowd`` ``[N]``, ``orig_size`` / ``size`` ``[2]`` as ``(H, W)``.
+        Batches hold ``image`` ``[B, 3, H, W]``, ``pixel_mask`` ``[B, H, W]``, ``targets``
+        (a list of B dicts) and ``image_id`` ``[B]``. ``info()`` gives ``num_classes``,
+        ``categories`` (``{"id", "name"}`` per class index) and ``annotation_file`` (the
+        ground truth of the ``coco_map`` metric).
+    """
+    official = split_file(split_names or COCO_SPLITS, split, name)
+    root = Path(data_dir)
+    annotation_file = root / "annotations" / f"instances_{official}.json"
+    require_files([annotation_file, root / official], "coco")
+    images, categories = read_instances(annotation_file, root / official, keep_crowd)
+    images = take(images, max_samples, name)
+    if check_images:
+        require_images((im.path for im in images), name)
+    info = {"num_classes": len(categories), "annotation_file": str(annotation_file),
+            "categories": [{"id": c["id"], "name": c.get("name", str(c["id"]))} for c in categories]}
+    return DetectionDataset(images, choose_transform(split, train_transform, eval_transform), name,
+                            annotation_file, info)

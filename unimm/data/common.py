@@ -1,0 +1,45 @@
+"""Small pieces every dataset builder uses: split-dependent transforms and sample limits."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import torch
+
+from unimm.config.errors import ConfigError
+from unimm.data.images import load_image
+from unimm.data.transforms.functional import Target
+from unimm.data.transforms.photometric import NormalizeImage
+from unimm.data.transforms.pipeline import ImageTransform
+
+T = TypeVar("T")
+TRAIN_SPLIT = "train"
+
+
+def choose_transform(split: str, train_transform: Any, eval_transform: Any) -> ImageTransform:
+    """``train_transform`` for the train split, ``eval_transform`` otherwise.
+
+    Either may be None, meaning: no resizing, only conversion to a normalised tensor.
+    """
+    chosen = train_transform if split == TRAIN_SPLIT else eval_transform
+    return chosen if chosen is not None else NormalizeImage()
+
+
+def take(items: Sequence[T], max_samples: int | None, dataset: str) -> list[T]:
+    """The first ``max_samples`` items (all of them when None)."""
+    if max_samples is None:
+        return list(items)
+    if max_samples < 1:
+        raise ConfigError(f"{dataset}: max_samples must be at least 1 or null, got {max_samples}")
+    return list(items[:max_samples])
+
+
+def read_image(path: Path, context: str, transform: ImageTransform,
+               target: Target | None = None) -> tuple[torch.Tensor, Target | None]:
+    """Load ``path`` and apply ``transform``; returns ``([3, H, W] float tensor, target)``."""
+    image = load_image(path, context)
+    tensor, target = transform(image, target)
+    if not isinstance(tensor, torch.Tensor):
+        raise ConfigError(f"the image transform {transform!r} must end with normalize_image "
+                          "(it returned a PIL image, not a tensor)")
+    return tensor, target

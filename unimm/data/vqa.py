@@ -1,0 +1,76 @@
+"""The visual question answering dataset shared by VQAv2 and Visual Genome QA."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from torch.utils.data import Dataset
+
+from unimm.data.answer_vocab import AnswerVocab
+from unimm.data.collate import collate_batch
+from unimm.data.common import read_image
+from unimm.data.tokenizers import TextTokenizer
+from unimm.data.vqa_normalize import answer_scores
+
+
+@dataclass(frozen=True)
+class VqaQuestion:
+    """One question; ``answers`` are the raw human answers (empty on a test split)."""
+
+    question_id: int
+    image_id: int
+    image_path: Path
+    question: str
+    answers: tuple[str, ...]
+
+
+class VqaDataset(Dataset):
+    """Image + question -> soft scores over an answer vocabulary.
+
+    Samples hold ``image`` ``[3, H, W]``, ``input_ids`` / ``token_type_ids`` ``[T]``,
+    ``answer_scores`` ``[A]`` (answers outside the vocabulary score nowhere; a question
+    none of whose answers is in the vocabulary has all zeros), ``answers`` (the raw human
+    answers, for the official accuracy), ``question_id`` and ``image_id``.
+    """
+
+    task_type = "vqa"
+
+    def __init__(self, questions: Sequence[VqaQuestion], vocab: AnswerVocab, tokenizer: TextTokenizer,
+                 transform: Any, name: str, source: Path) -> None:
+        self.questions = list(questions)
+        self.vocab = vocab
+        self.tokenizer = tokenizer
+        self.transform = transform
+        self.name = name
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        q = self.questions[index]
+        image, _ = read_image(q.image_path, f"question_id {q.question_id} of {self.source}", self.transform)
+        text = self.tokenizer.encode(q.question)
+        return {
+            "image": image,
+            "input_ids": text["input_ids"],
+            "token_type_ids": text["token_type_ids"],
+            "answer_scores": self.vocab.target(answer_scores(q.answers) if q.answers else {}),
+            "answers": list(q.answers),
+            "question_id": q.question_id,
+            "image_id": q.image_id,
+        }
+
+    def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return collate_batch(samples, self.name, self.task_type, pad_id=self.tokenizer.pad_id)
+
+    def info(self) -> dict[str, Any]:
+        return {"num_classes": len(self.vocab), "num_answers": len(self.vocab),
+                "answer_vocab": list(self.vocab.answers), "vocab_size": self.tokenizer.vocab_size}
+
+    def format_predictions(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The official result format: ``[{"question_id": ..., "answer": ...}]`` from ``output["logits"]``."""
+        best = output["logits"].argmax(dim=-1).tolist()
+        return [{"question_id": int(qid), "answer": self.vocab.answers[i]}
+                for qid, i in zip(batch["question_id"].tolist(), best)]
