@@ -91,3 +91,25 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     a, b = losses_by_update(tmp_path / "one"), losses_by_update(tmp_path / "two")
     assert sorted(a) == sorted(b) == list(range(1, 7))
     assert all(abs(a[u] - b[u]) < 1e-5 for u in a)
+
+
+@pytest.mark.distributed
+def test_fsdp_checkpoints_resume_exactly_on_two_processes(tmp_path):
+    def torchrun() -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                f"--master_port={free_port()}", "-m", "unimm.cli.run"]
+
+    base = ["training.parallel=fsdp", "env.device=cpu", "model.type=folder_line", "training.max_updates=8",
+            "checkpoint.every=4"]
+    whole = run([f"config={write_config(tmp_path / 'a.yaml', tmp_path / 'whole')}", *base], tmp_path,
+                launcher=torchrun())
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    cfg = write_config(tmp_path / "b.yaml", tmp_path / "cut")
+    killed = run([f"config={cfg}", *base, "training.callbacks=[{type: kill_at, update: 6}]"], tmp_path,
+                 launcher=torchrun())
+    assert killed.returncode != 0
+    resumed = run([f"config={cfg}", *base, "checkpoint.resume=true"], tmp_path, launcher=torchrun())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at update 4" in resumed.stdout
+    expected, got = losses_by_update(tmp_path / "whole"), losses_by_update(tmp_path / "cut")
+    assert [got[u] for u in range(1, 9)] == [expected[u] for u in range(1, 9)]

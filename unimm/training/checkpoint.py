@@ -49,7 +49,8 @@ NESTED_KEYS = ("model", "state_dict", "model_state_dict", "module")
 
 def save_checkpoint(folder: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                     sampler: Any, hooks: list, counters: dict, scaler: Any = None, extra: dict | None = None,
-                    keep_last: int = 2, is_best: bool = False, rng_states: list[dict] | None = None) -> Path:
+                    keep_last: int = 2, is_best: bool = False, rng_states: list[dict] | None = None,
+                    full: tuple[dict, dict] | None = None) -> Path:
     """Write ``folder/checkpoints/update_<N>/`` with ``N = counters["update"]``.
 
     Call it on the main process only (it writes, never communicates).
@@ -66,13 +67,18 @@ def save_checkpoint(folder: Path, *, model: nn.Module, optimizer: torch.optim.Op
         is_best: also point ``best`` at this checkpoint.
         rng_states: ``rng_state()`` of every rank, in rank order; None saves this
             process's only (every rank then resumes from rank 0's RNG state).
+        full: ``distributed.full_state(model, optimizer)``, gathered on every rank before
+            this main-process call; required for a model sharded with FSDP.
 
     Returns:
         The checkpoint folder.
     """
-    if dist.is_sharded(model):
-        raise ConfigError("checkpoints of a model sharded with FSDP are not supported: its full weights "
-                          "exist on no single rank; train with DDP (the default) to save checkpoints")
+    if full is None:
+        if dist.is_sharded(model):
+            raise ValueError("an FSDP model's full state must be gathered on every rank first: "
+                             "pass full=distributed.full_state(model, optimizer)")
+        full = dist.full_state(model, optimizer)
+    model_state, optimizer_state = full
     update = int(counters["update"])
     root = Path(folder) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -80,11 +86,11 @@ def save_checkpoint(folder: Path, *, model: nn.Module, optimizer: torch.optim.Op
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-update_{update}-{os.getpid()}"
     tmp.mkdir()
-    weights, aliases = shareable_weights(dist.unwrap(model).state_dict())
+    weights, aliases = shareable_weights(model_state)
     save_file(weights, str(tmp / MODEL_FILE), metadata={"format": "pt", "aliases": json.dumps(aliases)})
     state = {
         "format": 1,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "sampler": sampler.state_dict(),
         "hooks": [hook.state_dict() for hook in hooks],
@@ -333,8 +339,7 @@ def restore(ckpt: Mapping[str, Any], *, model: nn.Module, optimizer: torch.optim
     if scaler is not None:
         scaler.load_state_dict(ckpt["scaler"])
     scheduler.load_state_dict(ckpt["scheduler"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    target.load_state_dict(ckpt["model"])
+    dist.load_full_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
     rank = dist.get_rank()
     states = ckpt["rng"]
     set_rng_state(states[rank] if rank < len(states) else states[0])

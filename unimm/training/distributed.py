@@ -237,6 +237,34 @@ def wrap_model(model: nn.Module, *, mode: str = "ddp", find_unused_parameters: b
     return model
 
 
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Whole (unsharded) model and optimizer state dicts, for a checkpoint.
+
+    With FSDP this is a collective: every rank must call it; rank 0 receives the full
+    tensors on CPU, the other ranks empty dicts. Otherwise it is the plain state dicts.
+    """
+    if not is_sharded(model):
+        return unwrap(model).state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_state_dict(model, optimizer, options=options)
+
+
+def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: Mapping[str, Any],
+                    optimizer_state: Mapping[str, Any]) -> None:
+    """Put back what ``full_state`` returned; with FSDP every rank passes the full state
+    and keeps its own shard (a collective)."""
+    if not is_sharded(model):
+        optimizer.load_state_dict(optimizer_state)
+        unwrap(model).load_state_dict(model_state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    set_state_dict(model, optimizer, model_state_dict=dict(model_state), optim_state_dict=dict(optimizer_state),
+                   options=StateDictOptions(full_state_dict=True))
+
+
 def outermost_list_items(model: nn.Module) -> list[nn.Module]:
     """The items of every ``nn.ModuleList`` that is not inside another one (transformer layers)."""
     lists = [name for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]

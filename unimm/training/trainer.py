@@ -119,11 +119,12 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         counters = {"update": update, "skipped": skipped,
                     "streams": {n: s.state_dict() for n, s in streams.items()}}
         rng_states = dist.all_gather_object(ckpt.rng_state())  # every rank resumes its own RNG
+        full = dist.full_state(model, optimizer)  # with FSDP a collective: on every rank
         if dist.is_main_process():
             ckpt.save_checkpoint(folder, model=model, optimizer=optimizer, scheduler=scheduler,
                                  sampler=sampler, hooks=hooks, counters=counters, scaler=scaler,
                                  keep_last=cfg["checkpoint"]["keep_last"], is_best=is_best,
-                                 rng_states=rng_states)
+                                 rng_states=rng_states, full=full)
         dist.barrier()
 
     while update < max_updates:

@@ -1,0 +1,51 @@
+"""Trainer features in-process on the quickstart project: early stop, best checkpoint,
+TensorBoard events, evaluation-only runs from a checkpoint, predictions."""
+import json
+
+import pytest
+
+from tests.conftest import REPO
+from unimm.session import execute, prepare
+
+CONFIG = REPO / "projects" / "quickstart" / "configs" / "blobs_mlp.yaml"
+
+
+def run(tmp_path, *overrides):
+    cfg, text = prepare(CONFIG, [f"env.save_dir={tmp_path}", "env.log_level=warning", *overrides])
+    return execute(cfg, text)
+
+
+def rows(folder, phase):
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["phase"] == phase]
+
+
+def test_early_stop_ends_the_run_and_keeps_the_best_checkpoint(tmp_path):
+    run(tmp_path, "training.max_updates=400", "training.eval_every=10", "training.early_stop.metric=blobs/accuracy",
+        "training.early_stop.patience=2", "checkpoint.keep_last=1")
+    evals = rows(tmp_path, "val")
+    assert evals[-1]["update"] < 400  # stopped early
+    accs = [r["blobs/accuracy"] for r in evals]
+    best_update = evals[accs.index(max(accs))]["update"]
+    # the first evaluation reaching the maximum is the best; ties after it are no improvement
+    assert len(accs) - 1 - accs.index(max(accs)) == 2  # ... for exactly `patience` evaluations
+    best = json.loads((tmp_path / "checkpoints" / "best").read_text())
+    assert best["update"] == best_update
+    assert (tmp_path / "checkpoints" / best["checkpoint"] / "model.safetensors").exists()
+
+
+def test_tensorboard_events_and_curves_are_written(tmp_path):
+    run(tmp_path, "training.max_updates=20", "training.eval_every=10", "training.log_every=5")
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["update"] for r in rows(tmp_path, "train")] == [5, 10, 15, 20]
+    assert all("lr" in r for r in rows(tmp_path, "train"))
+
+
+def test_a_val_run_from_init_from_reproduces_the_final_evaluation(tmp_path):
+    trained = run(tmp_path / "train", "training.max_updates=60")
+    again = run(tmp_path / "val", "run_type=val", f"checkpoint.init_from={tmp_path / 'train' / 'checkpoints' / 'last'}")
+    assert again["blobs/accuracy"] == pytest.approx(trained["blobs/accuracy"])
+    assert again["blobs/accuracy"] > 0.9
+    fresh = run(tmp_path / "fresh", "run_type=val")  # no weights: a randomly initialised model
+    assert fresh["blobs/accuracy"] < trained["blobs/accuracy"] - 0.2
