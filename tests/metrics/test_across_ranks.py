@@ -1,0 +1,63 @@
+"""Two gloo processes: the set criterion's box normaliser and both metrics see every rank."""
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as tdist
+import torch.multiprocessing as mp
+
+from tests.metrics.test_coco_map import FakeDetection, batch, model_output
+from tests.metrics.test_vqa_accuracy import FakeVQA, logits_for
+from unimm.metrics.coco_map import coco_map, evaluate_boxes
+from unimm.metrics.vqa_accuracy import vqa_accuracy
+from unimm.modules.set_criterion import average_box_count
+
+WORLD = 2
+
+
+def worker(rank: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    torch.set_num_threads(1)
+    tdist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        # rank 0 has 3 boxes, rank 1 has none: every rank divides by the mean, 1.5
+        boxes = [torch.zeros(3, 4)] if rank == 0 else [torch.zeros(0, 4)]
+        assert average_box_count([{"boxes": b} for b in boxes], torch.device("cpu")) == 1.5
+
+        # rank 0 sees image 1 predicted exactly, rank 1 image 2 predicted shifted; the mAP
+        # of the gathered detections equals that of one process seeing both
+        full = {k: torch.cat([model_output()[k][:1], model_output(shift=0.2)[k][1:]]) for k in ("pred_logits",
+                                                                                             "pred_boxes")}
+        single = coco_map(FakeDetection(), name="coco")
+        single.update(batch(), full)
+        expected = evaluate_boxes(single.ground_truth, np.concatenate(single.rows), [1, 2])
+        detections = coco_map(FakeDetection(), name="coco")
+        detections.update({"targets": batch()["targets"][rank:rank + 1]},
+                          {k: v[rank:rank + 1] for k, v in full.items()})
+        assert detections.compute() == pytest.approx(expected)
+        assert 0.0 < expected["map"] < 1.0
+
+        # rank 0: a 1.0 question; rank 1: a 0.3 and a 0.0 question
+        answers = [["2"] * 10] if rank == 0 else [["2"] + ["no"] * 9, ["yes"] * 10]
+        metric = vqa_accuracy(FakeVQA(), name="vqa2")
+        metric.update({"answers": answers}, {"logits": logits_for(*["2"] * len(answers))})
+        assert metric.compute()["vqa_accuracy"] == pytest.approx(1.3 / 3)
+    finally:
+        tdist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_two_gloo_ranks():
+    # fork: the workers inherit the imported modules instead of importing them again
+    mp.start_processes(worker, args=(free_port(),), nprocs=WORLD, join=True, start_method="fork")

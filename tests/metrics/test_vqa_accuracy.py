@@ -1,0 +1,63 @@
+import random
+
+import pytest
+import torch
+
+from unimm.metrics.vqa_accuracy import vqa_accuracy
+
+VOCAB = ["2", "yes", "dog", "t shirt", "no"]
+
+
+class FakeVQA:
+    def info(self):
+        return {"answer_vocab": VOCAB, "num_answers": len(VOCAB)}
+
+
+def logits_for(*answers):
+    logits = torch.zeros(len(answers), len(VOCAB))
+    for i, answer in enumerate(answers):
+        logits[i, VOCAB.index(answer)] = 5.0
+    return logits
+
+
+def score(prediction, humans):
+    metric = vqa_accuracy(FakeVQA(), name="vqa2")
+    metric.update({"answers": [humans]}, {"logits": logits_for(prediction)})
+    return metric.compute()["vqa_accuracy"]
+
+
+@pytest.mark.parametrize("matches, expected", [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)])
+def test_subset_averaging(matches, expected):
+    # "two" is written out by the humans and predicted as "2": number words become digits
+    humans = ["two"] * matches + ["three"] * (10 - matches)
+    assert score("2", humans) == pytest.approx(expected)
+
+
+def test_normalisation_of_punctuation_articles_and_case():
+    assert score("yes", ["Yes!"] * 2 + ["no"] * 8) == pytest.approx(0.6)
+    assert score("dog", ["a dog", "the dog", "A Dog.", "dogs"] + ["cat"] * 6) == pytest.approx(0.9)
+    assert score("t shirt", ["t-shirt"] * 10) == pytest.approx(1.0)
+
+
+def test_matches_a_from_scratch_leave_one_out_average():
+    rng = random.Random(0)
+    metric = vqa_accuracy(FakeVQA(), name="vqa2")
+    predictions, answer_lists, expected = [], [], []
+    for _ in range(20):
+        humans = [rng.choice(VOCAB[:3]) for _ in range(10)]
+        prediction = rng.choice(VOCAB[:3])
+        subsets = [humans[:i] + humans[i + 1:] for i in range(10)]
+        expected.append(sum(min(1.0, s.count(prediction) / 3) for s in subsets) / 10)
+        predictions.append(prediction)
+        answer_lists.append(humans)
+    metric.update({"answers": answer_lists[:7]}, {"logits": logits_for(*predictions[:7])})
+    metric.update({"answers": answer_lists[7:]}, {"logits": logits_for(*predictions[7:])})
+    assert metric.compute()["vqa_accuracy"] == pytest.approx(sum(expected) / 20)
+    metric.reset()
+    assert metric.compute()["vqa_accuracy"] == 0.0
+
+
+def test_missing_answers_name_the_key():
+    metric = vqa_accuracy(FakeVQA(), name="vqa2")
+    with pytest.raises(KeyError, match="'answers'"):
+        metric.update({}, {"logits": logits_for("2")})

@@ -1,0 +1,61 @@
+import math
+
+import pytest
+import torch
+
+from unimm.config.errors import ConfigError
+from unimm.models.attribute_head import attribute_head, attribute_loss
+from unimm.models.detection_head import detection_head
+from unimm.models.mlp_classifier_head import mlp_classifier_head
+
+
+def test_attribute_head_shapes(dataset_info):
+    head = attribute_head("vg", dataset_info, hidden_size=32)
+    assert head.class_embed.num_embeddings == 7  # 6 classes + no object
+    assert head(torch.randn(2, 100, 32), torch.randint(7, (2, 100))).shape == (2, 100, 7)
+    assert head(torch.randn(5, 32), torch.tensor([0, 1, 2, 3, 6])).shape == (5, 7)
+
+
+def test_attribute_loss_by_hand():
+    logits = torch.zeros(3, 4)  # uniform: every cross-entropy is log 4
+    logits[1, 2] = 1.0
+    attributes = torch.tensor([[0, 1], [2, -1], [-1, -1]])
+    # box 0: mean(log 4, log 4); box 1: CE of the boosted class; box 2 has none and is skipped
+    ce_boosted = -math.log(math.e / (math.e + 3))
+    expected = 0.5 * (math.log(4) + ce_boosted) / 2
+    assert attribute_loss(logits, attributes).item() == pytest.approx(expected, rel=1e-5)
+    assert attribute_loss(logits, torch.full((3, 2), -1)).item() == 0
+
+
+def test_detection_head_outputs_and_attribute_losses(dataset_info, batches):
+    head = detection_head("vg", dataset_info, hidden_size=32)
+    outputs, losses = head(torch.randn(2, 2, 10, 32), batches["vg"])
+    assert outputs["pred_logits"].shape == (2, 10, 7) and outputs["pred_boxes"].shape == (2, 10, 4)
+    assert outputs["pred_attributes"].shape == (2, 10, 7) and len(outputs["aux_outputs"]) == 1
+    assert set(losses) == {"class_ce", "box_l1", "box_giou", "attribute_ce",
+                           "aux_class_ce", "aux_box_l1", "aux_box_giou", "aux_attribute_ce"}
+    assert detection_head("coco", dataset_info, hidden_size=32).attributes is None
+    _, no_targets = head(torch.randn(2, 2, 10, 32), {"dataset_name": "vg"})
+    assert no_targets == {}
+
+
+def test_classifier_losses(dataset_info, batches):
+    vqa = mlp_classifier_head("vqa2", dataset_info, hidden_size=32).eval()
+    assert vqa.loss == "soft_bce"
+    hidden = torch.randn(2, 2, 25, 32)
+    outputs, losses = vqa(hidden, batches["vqa2"])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        outputs["logits"], batches["vqa2"]["answer_scores"], reduction="sum") / 2  # summed over answers
+    assert outputs["logits"].shape == (2, 11)
+    assert losses["soft_bce"].item() == pytest.approx(expected.item(), rel=1e-5)
+    snli = mlp_classifier_head("snli_ve", dataset_info, hidden_size=32).eval()
+    outputs, losses = snli(hidden, {"label": torch.tensor([0, -1])})  # negative labels are ignored
+    expected = torch.nn.functional.cross_entropy(outputs["logits"][:1], torch.tensor([0]))
+    assert losses["cross_entropy"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_missing_info_names_the_dataset_and_key(dataset_info):
+    with pytest.raises(ConfigError, match="dataset 'sst2'.*'categories'"):
+        detection_head("sst2", dataset_info)
+    with pytest.raises(ConfigError, match="no dataset 'imagenet'"):
+        mlp_classifier_head("imagenet", dataset_info)

@@ -1,0 +1,119 @@
+"""COCO box mAP of DETR-style detections, computed by pycocotools."""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from unimm.config.errors import ConfigError
+from unimm.modules.box_ops import box_cxcywh_to_xyxy, box_xyxy_to_xywh
+from unimm.registry import METRICS
+from unimm.training import distributed as dist
+
+STAT_NAMES = {"map": 0, "ap50": 1, "ap75": 2}  # indices into COCOeval.stats
+
+
+@METRICS.register()
+class coco_map:  # noqa: N801 (registered name == builder name)
+    """Box AP over IoU 0.5:0.95 (``map``), at IoU 0.5 (``ap50``) and 0.75 (``ap75``).
+
+    Every query of every image becomes a detection, as DETR's evaluation does: its score is the
+    best real-class probability (softmax over ``C + 1``, "no object" dropped), its category
+    ``categories[label]["id"]``, its box the predicted (cx, cy, w, h) scaled to the original
+    image size and written (x, y, w, h) in pixels. Detections of all ranks are gathered and
+    evaluated with ``COCOeval`` on the images seen, against the dataset's ground truth.
+
+    Args:
+        dataset: the evaluated dataset (run time): ``dataset.coco`` (a pycocotools ``COCO``)
+            or ``dataset.info()["annotation_file"]`` gives the ground truth;
+            ``dataset.info()["categories"]`` maps label ``i`` to ``categories[i]["id"]``.
+        name: the dataset's config key (run time).
+        logits_key, boxes_key: output entries ``[B, Q, C + 1]`` and ``[B, Q, 4]``.
+    """
+
+    def __init__(self, dataset: Any, name: str = "", logits_key: str = "pred_logits",
+                 boxes_key: str = "pred_boxes") -> None:
+        info = dataset.info()
+        if "categories" not in info:
+            raise ConfigError(f"coco_map on dataset '{name}': its info() has no 'categories'; use a detection dataset")
+        self.category_ids = np.array([int(c["id"]) for c in info["categories"]], dtype=np.int64)
+        self.ground_truth = ground_truth_of(dataset, info, name)
+        self.name, self.logits_key, self.boxes_key = name, logits_key, boxes_key
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: list[np.ndarray] = []  # each [N, 7]: image_id, x, y, w, h, score, category_id
+        self.image_ids: set[int] = set()
+
+    def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
+        targets = batch.get("targets")
+        if targets is None or any("image_id" not in t or "orig_size" not in t for t in targets):
+            raise KeyError(f"coco_map on dataset '{self.name}': every batch['targets'][i] needs 'image_id' "
+                           "and 'orig_size' (h, w) to place detections in the original image")
+        prob = output[self.logits_key].detach().float().softmax(-1)[..., :-1]  # [B, Q, C]
+        scores, labels = prob.max(-1)  # [B, Q]
+        boxes = box_cxcywh_to_xyxy(output[self.boxes_key].detach().float())  # [B, Q, 4], relative
+        sizes = torch.stack([torch.as_tensor(t["orig_size"]).to(boxes) for t in targets])  # [B, 2] (h, w)
+        scale = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], dim=1)  # [B, 4]
+        boxes = box_xyxy_to_xywh(boxes * scale[:, None, :])  # [B, Q, 4], pixels
+        for i, target in enumerate(targets):
+            image_id = int(target["image_id"])
+            self.image_ids.add(image_id)
+            count = boxes.shape[1]
+            rows = np.zeros((count, 7), dtype=np.float64)
+            rows[:, 0] = image_id
+            rows[:, 1:5] = boxes[i].cpu().numpy()
+            rows[:, 5] = scores[i].cpu().numpy()
+            rows[:, 6] = self.category_ids[labels[i].cpu().numpy()]
+            self.rows.append(rows)
+
+    def compute(self) -> dict[str, float]:
+        gathered = dist.all_gather_object((self.rows, sorted(self.image_ids)))
+        result = None
+        if dist.is_main_process():
+            rows = [r for part, _ in gathered for r in part]
+            image_ids = sorted({i for _, ids in gathered for i in ids})
+            result = evaluate_boxes(self.ground_truth, np.concatenate(rows) if rows else None, image_ids)
+        return dist.all_gather_object(result)[0]
+
+
+def ground_truth_of(dataset: Any, info: Mapping[str, Any], name: str) -> Any:
+    """The dataset's pycocotools ``COCO``: its ``coco`` attribute or its info's ``annotation_file``."""
+    coco = getattr(dataset, "coco", None)
+    if coco is not None:
+        return coco
+    path = info.get("annotation_file")
+    if not path:
+        raise ConfigError(f"coco_map on dataset '{name}': the dataset has no 'coco' attribute and its info() "
+                          "no 'annotation_file'; provide one of them (the COCO-format ground truth)")
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
+
+
+def evaluate_boxes(ground_truth: Any, rows: np.ndarray | None, image_ids: list[int]) -> dict[str, float]:
+    """``COCOeval`` bbox statistics of detections ``rows`` ``[N, 7]`` on ``image_ids``.
+
+    Statistics COCO cannot compute (no detections, or no ground truth: COCOeval reports -1)
+    are returned as 0.
+    """
+    if rows is None or len(rows) == 0 or not image_ids:
+        return {key: 0.0 for key in STAT_NAMES}
+    from pycocotools.cocoeval import COCOeval
+
+    unknown = sorted(set(image_ids) - set(ground_truth.getImgIds()))
+    if unknown:
+        raise ValueError(f"coco_map: image ids {unknown[:5]} are not in the ground truth; targets' image_id "
+                         "must be the COCO image ids of the annotation file")
+    with contextlib.redirect_stdout(io.StringIO()):
+        detections = ground_truth.loadRes(rows)
+        evaluator = COCOeval(ground_truth, detections, iouType="bbox")
+        evaluator.params.imgIds = image_ids
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {key: max(float(evaluator.stats[index]), 0.0) for key, index in STAT_NAMES.items()}

@@ -1,0 +1,59 @@
+"""VQA accuracy as the official VQA evaluation computes it (Antol et al., 2015; VQAv2)."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from unimm.config.errors import ConfigError
+from unimm.data.vqa_normalize import vqa_accuracy as answer_accuracy
+from unimm.registry import METRICS
+from unimm.training import distributed as dist
+
+
+@METRICS.register()
+class vqa_accuracy:  # noqa: N801 (registered name == builder name)
+    """Mean over questions of the official per-question accuracy.
+
+    The predicted answer is the arg-max of the model's logits over the answer vocabulary. Both
+    it and the human answers are normalised (punctuation, number words to digits, articles,
+    contractions); then for each of the 10 annotators, ``min(#other annotators who gave the
+    prediction / 3, 1)``, averaged over the 10 leave-one-out subsets. A prediction given by 1,
+    2, 3 or 4+ humans scores 0.3, 0.6, 0.9 or 1.0.
+
+    Args:
+        dataset: the evaluated dataset; ``dataset.info()["answer_vocab"]`` maps logit index ->
+            answer string (run time).
+        name: the dataset's config key (run time).
+        logits_key: output entry with logits ``[B, A]``.
+        answers_key: batch entry with the human answers: B lists of (usually 10) strings.
+    """
+
+    def __init__(self, dataset: Any, name: str = "", logits_key: str = "logits", answers_key: str = "answers") -> None:
+        info = dataset.info()
+        if "answer_vocab" not in info:
+            raise ConfigError(f"vqa_accuracy on dataset '{name}': its info() has no 'answer_vocab' "
+                              "(the answer string of each logit); use a VQA dataset")
+        self.vocab: list[str] = list(info["answer_vocab"])
+        self.name, self.logits_key, self.answers_key = name, logits_key, answers_key
+        self.reset()
+
+    def reset(self) -> None:
+        self.total_score = 0.0
+        self.count = 0
+
+    def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
+        answers: Sequence[Sequence[str]] | None = batch.get(self.answers_key)
+        if answers is None:
+            raise KeyError(f"vqa_accuracy on dataset '{self.name}': the batch has no '{self.answers_key}' "
+                           "(each question's human answers); the VQA dataset must provide them")
+        logits = output[self.logits_key]
+        if logits.shape[-1] != len(self.vocab):
+            raise ValueError(f"vqa_accuracy: logits have {logits.shape[-1]} answers but answer_vocab has "
+                             f"{len(self.vocab)}")
+        for index, humans in zip(logits.argmax(dim=-1).tolist(), answers):
+            self.total_score += answer_accuracy(self.vocab[index], list(humans))
+            self.count += 1
+
+    def compute(self) -> dict[str, float]:
+        parts = dist.all_gather_object((self.total_score, self.count))
+        score, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        return {"vqa_accuracy": score / count if count else 0.0}

@@ -1,0 +1,92 @@
+"""UniT size presets: the paper's model (Table A.1) and a tiny one for tests and the benchmark."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from unimm.models.bert_text_encoder import bert_text_encoder
+from unimm.models.detr_decoder import detr_decoder
+from unimm.models.detr_image_encoder import detr_image_encoder
+from unimm.models.unit import UniT, unit
+from unimm.modules.backbone import BackboneName
+from unimm.registry import MODELS
+
+
+@dataclass(frozen=True)
+class UnitSize:
+    """Every size of a UniT model."""
+
+    backbone: BackboneName
+    dilation: bool
+    image_hidden: int  # d_v^e
+    image_layers: int  # N_v
+    image_heads: int
+    image_ffn: int
+    text_hidden: int  # d_t^e
+    text_layers: int  # N_t
+    text_heads: int
+    text_ffn: int
+    decoder_hidden: int  # d_t^d
+    decoder_layers: int  # N_d
+    decoder_heads: int
+    decoder_ffn: int
+    dropout: float = 0.1
+
+
+# Table A.1 (image encoder 256 / 8 heads / 2048 / 6 layers; decoder 768 / 8 / 2048 / 6; dropout
+# 0.1), BERT-base uncased (768 / 12 layers / 12 heads / 3072) and a dilated ResNet-50 (Sec. 3.1).
+PAPER = UnitSize("resnet50", True, 256, 6, 8, 2048, 768, 12, 12, 3072, 768, 6, 8, 2048)
+TINY = UnitSize("tiny", True, 32, 2, 2, 64, 32, 2, 2, 64, 32, 2, 2, 64)
+
+
+def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, shared_decoder: bool = True,
+               use_task_embedding: bool = True, keep_only_cls: bool = True,
+               tasks: dict[str, dict[str, Any]] | None = None, backbone_path: str | None = None,
+               backbone_format: Literal["torchvision", "detr"] = "detr", bert_path: str | None = None) -> UniT:
+    """A UniT model of the given size (see ``unit_paper`` for the options)."""
+    image = detr_image_encoder(
+        dataset_info, backbone=size.backbone, dilation=size.dilation, hidden_size=size.image_hidden,
+        num_layers=size.image_layers, num_heads=size.image_heads, ffn_size=size.image_ffn,
+        dropout=size.dropout, use_task_embedding=use_task_embedding, pretrained_path=backbone_path,
+        pretrained_format=backbone_format)
+    text = bert_text_encoder(
+        dataset_info, hidden_size=size.text_hidden, num_layers=size.text_layers, num_heads=size.text_heads,
+        intermediate_size=size.text_ffn, dropout=size.dropout, pretrained_path=bert_path,
+        use_task_embedding=use_task_embedding, keep_only_cls=keep_only_cls)
+    decoder = detr_decoder(dataset_info, hidden_size=size.decoder_hidden, num_layers=size.decoder_layers,
+                           num_heads=size.decoder_heads, ffn_size=size.decoder_ffn, dropout=size.dropout)
+    return unit(dataset_info, decoder, image, text, shared_decoder=shared_decoder, tasks=tasks)
+
+
+@MODELS.register()
+def unit_paper(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = True,
+               use_task_embedding: bool = True, keep_only_cls: bool = True,
+               tasks: dict[str, dict[str, Any]] | None = None, backbone_path: str | None = None,
+               backbone_format: Literal["torchvision", "detr"] = "detr", bert_path: str | None = None) -> UniT:
+    """UniT at the paper's size (Table A.1; about 201M parameters with all 8 datasets).
+
+    Args:
+        dataset_info: per dataset, its ``info()`` (run time).
+        shared_decoder: one decoder for all tasks (True) or one per task.
+        use_task_embedding: task tokens in both encoders (Table 4 line 7 turns them off).
+        keep_only_cls: the decoder sees only BERT's [CLS] (Table 4's default; line 5 uses all).
+        tasks: per-dataset overrides, see ``unit``.
+        backbone_path: local ResNet-50 / DETR checkpoint (the paper starts from DETR's).
+        backbone_format: ``detr`` or ``torchvision``.
+        bert_path: local Hugging Face folder of bert-base-uncased; None = random init.
+    """
+    return build_unit(PAPER, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
+                      keep_only_cls=keep_only_cls, tasks=tasks, backbone_path=backbone_path,
+                      backbone_format=backbone_format, bert_path=bert_path)
+
+
+@MODELS.register()
+def unit_tiny(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = True,
+              use_task_embedding: bool = True, keep_only_cls: bool = True,
+              tasks: dict[str, dict[str, Any]] | None = None) -> UniT:
+    """UniT with hidden size 32, 2 layers and 2 heads everywhere and a tiny conv backbone (tests).
+
+    Args: see ``unit_paper``.
+    """
+    return build_unit(TINY, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
+                      keep_only_cls=keep_only_cls, tasks=tasks)

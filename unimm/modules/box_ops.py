@@ -1,0 +1,78 @@
+"""Bounding-box conversions and overlaps (IoU, generalized IoU).
+
+Boxes are ``[..., 4]`` tensors in one of three layouts:
+
+* ``cxcywh``: centre x, centre y, width, height (what DETR heads predict, in [0, 1]);
+* ``xyxy``: left, top, right, bottom;
+* ``xywh``: left, top, width, height (what COCO json files store, in pixels).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """``[..., 4]`` (cx, cy, w, h) -> ``[..., 4]`` (x0, y0, x1, y1)."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
+
+
+def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """``[..., 4]`` (x0, y0, x1, y1) -> ``[..., 4]`` (cx, cy, w, h)."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    return torch.stack(((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0), dim=-1)
+
+
+def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """``[..., 4]`` (x0, y0, x1, y1) -> ``[..., 4]`` (x0, y0, w, h), the COCO layout."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    return torch.stack((x0, y0, x1 - x0, y1 - y0), dim=-1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Areas ``[...]`` of ``[..., 4]`` xyxy boxes."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    """Pairwise IoU and union of xyxy boxes.
+
+    Args:
+        boxes1: ``[N, 4]`` xyxy.
+        boxes2: ``[M, 4]`` xyxy.
+
+    Returns:
+        ``(iou, union)``, each ``[N, M]``.
+    """
+    area1, area2 = box_area(boxes1), box_area(boxes2)
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
+    wh = (bottom_right - top_left).clamp(min=0)  # [N, M, 2]
+    inter = wh[..., 0] * wh[..., 1]  # [N, M]
+    union = area1[:, None] + area2[None, :] - inter
+    return inter / union, union
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise generalized IoU (Rezatofighi et al., 2019) of xyxy boxes.
+
+    ``GIoU = IoU - (|C| - |A u B|) / |C|`` with ``C`` the smallest box enclosing both; it lies in
+    [-1, 1] and equals the IoU when one box encloses the other.
+
+    Args:
+        boxes1: ``[N, 4]`` xyxy, with x1 >= x0 and y1 >= y0.
+        boxes2: ``[M, 4]`` xyxy.
+
+    Returns:
+        ``[N, M]`` generalized IoU.
+    """
+    # Degenerate boxes give inf / nan below; callers pass sigmoid outputs converted from
+    # cxcywh, which always satisfy this.
+    assert (boxes1[:, 2:] >= boxes1[:, :2]).all() and (boxes2[:, 2:] >= boxes2[:, :2]).all()
+    iou, union = box_iou(boxes1, boxes2)
+    top_left = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
+    bottom_right = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
+    wh = (bottom_right - top_left).clamp(min=0)  # [N, M, 2]
+    enclosing = wh[..., 0] * wh[..., 1]  # [N, M]
+    return iou - (enclosing - union) / enclosing
