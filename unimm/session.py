@@ -20,9 +20,10 @@ from unimm.plugins import import_builtins, load_entry_points, load_user_dirs
 from unimm.utils.fileio import atomic_write_text
 
 
-def prepare(config_path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> tuple[dict[str, Any], str]:
+def prepare(config_path: str | os.PathLike | None, overrides: Iterable[str] = (),
+            variant: str | None = None) -> tuple[dict[str, Any], str]:
     """Load the config and every plugin, then validate; return (config, resolved YAML)."""
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(config_path, overrides, variant=variant)
     import_builtins()
     load_entry_points()
     try:
@@ -44,8 +45,33 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
     setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None)
     if dist.is_main_process():
         atomic_write_text(folder / "config.yaml", text)
-    logging.getLogger("unimm").info("run folder: %s", folder.resolve())
+    log = logging.getLogger("unimm")
+    log.info("run folder: %s", folder.resolve())
+    if cfg["env"]["benchmark"]["generate"]:
+        if dist.is_main_process():
+            ensure_benchmark(cfg["env"]["data_dir"], **{k: v for k, v in cfg["env"]["benchmark"].items()
+                                                        if k != "generate"})
+        dist.barrier()
     return run(cfg)
+
+
+def ensure_benchmark(data_dir: str, size: str, seed: int) -> None:
+    """Generate the shapes benchmark under ``data_dir`` unless the same one is already there."""
+    import time
+
+    from unimm.data.shapes import generate_shapes
+
+    log = logging.getLogger("unimm")
+    start = time.perf_counter()
+    try:
+        summary = generate_shapes(data_dir, size=size, seed=seed)
+    except FileExistsError as err:
+        raise ConfigError(f"env.benchmark: {err}; or set env.data_dir to another folder") from None
+    if summary["reused"]:
+        log.info("benchmark: using %s (size %s, seed %d)", summary["path"], size, seed)
+    else:
+        log.info("benchmark: generated %s (size %s, seed %d) in %.1fs", summary["path"], size, seed,
+                 time.perf_counter() - start)
 
 
 def setup_logging(level: str, folder: Path | None) -> None:

@@ -125,3 +125,29 @@ def test_a_part_given_by_name_takes_sub_key_overrides():
     cfg = load_config(None, ["training.sampler.type=ratios", "training.step_strategy.datasets=[a]"])
     assert dict(cfg.training.sampler) == {"type": "ratios"}
     assert dict(cfg.training.step_strategy) == {"type": "sampled", "datasets": ["a"]}
+
+
+def test_a_variant_layers_its_block_and_includes_over_the_file(tmp_path):
+    write(tmp_path / "proj" / "small.yaml", "training: {batch_size: 2, max_updates: 7}\n")
+    path = write(tmp_path / "proj" / "main.yaml", """\
+        training: {batch_size: 64, max_updates: 1000}
+        env: {seed: 5}
+        variants:
+          small:
+            includes: [small.yaml]
+            training: {max_updates: 9}
+          other: {env: {seed: 6}}
+        """)
+    plain = load_config(path)
+    assert plain.training.batch_size == 64 and "variants" not in plain
+    small = load_config(path, ["env.seed=8"], variant="small")
+    assert small.training.batch_size == 2  # from the variant's include
+    assert small.training.max_updates == 9  # the variant's own keys win over its include
+    assert small.env.seed == 8  # command-line overrides come last
+    assert load_config(path, variant="other").env.seed == 6
+
+
+def test_an_unknown_variant_lists_the_declared_ones(tmp_path):
+    path = write(tmp_path / "a.yaml", "variants: {small: {}, big: {}}\n")
+    with pytest.raises(ConfigError, match="variant 'tiny' is not declared by .*; its variants: big, small"):
+        load_config(path, variant="tiny")

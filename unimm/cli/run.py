@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 HELP = """\
-usage: unimm_run config=<file.yaml> [key.sub=value ...] [--dry-run] [--debug]
+usage: unimm_run config=<file.yaml> [variant=<name>] [key.sub=value ...] [--dry-run] [--debug]
 
 Run types (set with run_type=...):
   train       train on the train split of every dataset
@@ -18,6 +18,8 @@ Run types (set with run_type=...):
 
 Most used keys:
   config=path.yaml               the config; its includes: are composed in order
+  variant=<name>                 one of the config's variants: (e.g. variant=shapes: the
+                                 embedded benchmark at CPU size)
   env.save_dir=save/run1         run folder: config.yaml, checkpoints/, metrics.jsonl
   env.data_dir=data              root of all datasets ($UNIMM_DATA_DIR)
   env.user_dir=path/to/plugin    a folder of your own registered parts
@@ -65,7 +67,8 @@ def _run(args: list[str]) -> int:
                           source="command line")
     pairs = [a for a in args if not a.startswith("--")]
     config_path = next((a.split("=", 1)[1] for a in pairs if a.startswith("config=")), None)
-    overrides = [a for a in pairs if not a.startswith("config=")]
+    variant = next((a.split("=", 1)[1] for a in pairs if a.startswith("variant=")), None)
+    overrides = [a for a in pairs if not a.startswith(("config=", "variant="))]
     if config_path is None:
         from unimm.config.errors import ConfigError
 
@@ -73,7 +76,7 @@ def _run(args: list[str]) -> int:
 
     from unimm.session import prepare
 
-    cfg, text = prepare(config_path, overrides)
+    cfg, text = prepare(config_path, overrides, variant=variant)
     if "--dry-run" in flags:
         print(text, end="")
         return 0

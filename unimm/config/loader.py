@@ -9,6 +9,11 @@ work) and merged as plain containers. Two merge rules differ from a plain deep m
 
 Relative ``env.user_dir`` entries are resolved against the folder of the file that sets
 them, so a project's configs find the project's code from any working directory.
+
+A file may declare named ``variants``: blocks of keys (with their own ``includes:``) that
+``variant=<name>`` on the command line layers over the composed file, before the
+overrides. A project uses them for settings that change many keys at once, e.g. the
+paper's full-size run against a CPU-sized run on the embedded benchmark.
 """
 from __future__ import annotations
 
@@ -27,19 +32,29 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 _KEY = re.compile(r"[^.\[\]]+(\[-?\d+\])*(\.[^.\[\]]+(\[-?\d+\])*)*")
 
 
-def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> DictConfig:
+def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (),
+                variant: str | None = None) -> DictConfig:
     """Load, compose and override a config (unresolved; see ``validate_config``).
 
     Args:
         path: the user's YAML file, or None for the defaults alone.
         overrides: ``key.sub=value`` strings; ``a.b[0]=x`` sets a list element.
+        variant: the name of one of the file's ``variants`` to layer on top.
 
     Raises:
-        ConfigError: a missing or unreadable file, an include cycle, a bad override.
+        ConfigError: a missing or unreadable file, an include cycle, a bad override,
+            an unknown variant.
     """
     merged = read_yaml(DEFAULTS)
     if path is not None:
         merged = merge(merged, compose(Path(path), stack=()))
+    variants = merged.pop("variants", None) or {}
+    if variant is not None:
+        if variant not in variants:
+            known = ", ".join(sorted(variants)) or "none (the file declares no variants:)"
+            raise ConfigError(f"variant '{variant}' is not declared by {path}; its variants: {known}",
+                              source="command line")
+        merged = merge(merged, compose_content(dict(variants[variant]), Path.cwd(), ()))
     for key, value in parse_overrides(overrides):
         set_path(merged, key, value)
     merged.pop("includes", None)
@@ -53,16 +68,32 @@ def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
         cycle = " -> ".join(str(p) for p in (*stack, path))
         raise ConfigError(f"includes form a cycle: {cycle}; remove one of them")
     own = read_yaml(path)
-    absolutize_user_dir(own, path.parent)
-    includes = own.pop("includes", []) or []
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list):
-        raise ConfigError("'includes' must be a list of YAML paths", source=str(path))
+    variants = own.get("variants")
+    if variants is not None and not (isinstance(variants, dict) and all(isinstance(v, dict) for v in variants.values())):
+        raise ConfigError("'variants' must map each name to a block of keys", source=str(path))
+    for block in (variants or {}).values():  # their includes and user_dir are relative to this file
+        absolutize_user_dir(block, path.parent)
+        block["includes"] = [str(find_config(Path(str(i)), path.parent)) for i in as_list(block.get("includes"), path)]
+    return compose_content(own, path.parent, (*stack, path))
+
+
+def compose_content(own: dict[str, Any], folder: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
+    """``own`` (a file's or a variant's keys) on top of its includes, merged in order."""
+    absolutize_user_dir(own, folder)
     result: dict[str, Any] = {}
-    for inc in includes:
-        result = merge(result, compose(Path(str(inc)), (*stack, path)))
+    for inc in as_list(own.pop("includes", None), stack[-1] if stack else None):
+        result = merge(result, compose(Path(str(inc)), stack))
     return merge(result, own)
+
+
+def as_list(includes: Any, source: Path | None) -> list[str]:
+    if includes is None:
+        return []
+    if isinstance(includes, str):
+        return [includes]
+    if not isinstance(includes, list):
+        raise ConfigError("'includes' must be a list of YAML paths", source=str(source) if source else None)
+    return includes
 
 
 def find_config(path: Path, including_dir: Path | None) -> Path:

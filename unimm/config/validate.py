@@ -35,13 +35,14 @@ NODE_PATHS: dict[str, str] = {
 CHOICES: dict[str, tuple[Any, ...]] = {
     "run_type": ("train", "val", "test", "train_val", "predict"),
     "env.log_level": ("debug", "info", "warning"),
+    "env.benchmark.size": ("tiny", "default", "large"),
     "training.amp": ("none", "bf16", "fp16"),
     "training.on_nonfinite": ("stop", "skip"),
     "training.parallel": ("ddp", "fsdp"),
     "training.early_stop.mode": ("max", "min"),
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
-OPEN_SECTIONS = ("datasets", "evaluation.metrics", "checkpoint.key_map")
+OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map")
 
 
 def validate_config(cfg: DictConfig) -> dict[str, Any]:

@@ -21,6 +21,7 @@ The synthetic benchmark generator lives in ``unimm.data.shapes``; it is not impo
 from unimm.data import (  # noqa: F401  (each import registers its parts)
     coco_captions,
     coco_detection,
+    combined,
     glue,
     image_folder,
     karpathy_retrieval,

@@ -400,7 +400,8 @@ def rename_keys(weights: Mapping[str, torch.Tensor], key_map: Mapping[str, str] 
     return renamed
 
 
-def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str] | None = None) -> dict:
+def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str] | None = None,
+              include: list[str] | None = None) -> dict:
     """Load weights only (no optimizer, no counters), keeping what fits and reporting the rest.
 
     Args:
@@ -410,6 +411,9 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
             state dict ``.pt`` / ``.pth`` (read with weights_only=True; ``{"model": ...}`` or
             ``{"state_dict": ...}`` nesting accepted).
         key_map: prefix renames from checkpoint keys to model keys, e.g. ``{"encoder.": "backbone."}``.
+        include: regexes searched in the (renamed) keys; only matching weights are loaded
+            (None or empty: all). E.g. UniT's COCO init loads ``^image_encoder\.`` and the
+            detection heads only (Sec. 4.1).
 
     Returns:
         ``{"source", "loaded": [keys], "missing": [keys], "unexpected": [keys],
@@ -417,13 +421,19 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
     """
     source, weights = read_weights(path)
     weights = rename_keys(weights, key_map)
+    if include:
+        try:
+            patterns = [re.compile(p) for p in include]
+        except re.error as err:
+            raise ConfigError(f"checkpoint.init_include: {err}; give regexes over parameter names") from None
+        weights = {k: v for k, v in weights.items() if any(p.search(k) for p in patterns)}
     target = dist.unwrap(model)
     own = target.state_dict()
     fits = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
     report = {
         "source": str(source),
         "loaded": sorted(fits),
-        "missing": sorted(k for k in own if k not in weights),
+        "missing": sorted(k for k in own if k not in weights),  # incl. those left out by include
         "unexpected": sorted(k for k in weights if k not in own),
         "mismatched": sorted((k, tuple(v.shape), tuple(own[k].shape)) for k, v in weights.items()
                              if k in own and v.shape != own[k].shape),

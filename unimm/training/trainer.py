@@ -24,6 +24,7 @@ from unimm.registry import split_node
 from unimm.registry import (CALLBACKS, DATASETS, METRICS, MODELS, OPTIMIZER_HOOKS, OPTIMIZERS,
                             SCHEDULERS, STEP_STRATEGIES, TASK_SAMPLERS)
 from unimm.training import checkpoint as ckpt
+from unimm.training.callbacks import notify
 from unimm.training import distributed as dist
 from unimm.training.evaluation import evaluate, predict
 from unimm.training.optimizers import param_groups
@@ -50,7 +51,8 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
     info = {name: ds.info() for name, ds in (train_sets or eval_sets).items()}
     model = MODELS.build(cfg["model"], dataset_info=info)
     if cfg["checkpoint"]["init_from"]:
-        ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"])
+        ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"],
+                       cfg["checkpoint"]["init_include"])
     model.to(device)
     logger.info("model %s: %s parameters", cfg["model"]["type"] if isinstance(cfg["model"], dict)
                 else cfg["model"], f"{count_parameters(model):,}")
@@ -165,8 +167,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         if update % t["log_every"] == 0 or update == max_updates:
             shown = dist.reduce_dict(losses)
             log.scalars(update, {**shown, "lr": scheduler.get_last_lr()[0]}, phase="train")
-            for cb in callbacks:
-                getattr(cb, "on_log", lambda *a: None)(update, shown)
+            notify(callbacks, "on_log", update, shown)
         is_eval = eval_sets and (update == max_updates or (ev_every := t["eval_every"]) and update % ev_every == 0)
         is_best = False
         if is_eval:
@@ -176,8 +177,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
             log.scalars(update, results, phase="val")
             log_results(results, f"val at update {update}")
             is_best = early.observe(results)
-            for cb in callbacks:
-                getattr(cb, "on_eval", lambda *a: None)(update, results)
+            notify(callbacks, "on_eval", update, results)
         every = cfg["checkpoint"]["every"]
         if update == max_updates or (every and update % every == 0) or early.should_stop or is_best:
             save(is_best=is_best)
@@ -185,6 +185,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
             logger.info("early stop at update %d: %s did not improve for %d evaluations",
                         update, early.metric, early.patience)
             break
+    notify(callbacks, "on_train_end", update)
     log.close()
     logger.info("trained %d updates in %.1fs (%d skipped)", update, time.time() - started, skipped)
     return results
