@@ -412,7 +412,7 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
             ``{"state_dict": ...}`` nesting accepted).
         key_map: prefix renames from checkpoint keys to model keys, e.g. ``{"encoder.": "backbone."}``.
         include: regexes searched in the (renamed) keys; only matching weights are loaded
-            (None or empty: all). E.g. UniT's COCO init loads ``^image_encoder\.`` and the
+            (None or empty: all). E.g. UniT's COCO init loads ``^image_encoder[.]`` and the
             detection heads only (Sec. 4.1).
 
     Returns:
