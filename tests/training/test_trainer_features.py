@@ -49,3 +49,13 @@ def test_a_val_run_from_init_from_reproduces_the_final_evaluation(tmp_path):
     assert again["blobs/accuracy"] > 0.9
     fresh = run(tmp_path / "fresh", "run_type=val")  # no weights: a randomly initialised model
     assert fresh["blobs/accuracy"] < trained["blobs/accuracy"] - 0.2
+
+
+def test_a_log_line_averages_the_losses_of_its_interval(tmp_path):
+    run(tmp_path / "each", "training.max_updates=8", "training.log_every=1", "run_type=train")
+    run(tmp_path / "four", "training.max_updates=8", "training.log_every=4", "run_type=train")
+    each = {r["update"]: r["blobs/cross_entropy"] for r in rows(tmp_path / "each", "train")}
+    four = {r["update"]: r["blobs/cross_entropy"] for r in rows(tmp_path / "four", "train")}
+    assert sorted(four) == [4, 8]
+    assert four[4] == pytest.approx(sum(each[u] for u in range(1, 5)) / 4)
+    assert four[8] == pytest.approx(sum(each[u] for u in range(5, 9)) / 4)

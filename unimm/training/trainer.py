@@ -114,6 +114,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     early = EarlyStop(**t["early_stop"])
     results: dict[str, float] = {}
     skipped = skipped_in_a_row = 0
+    window: dict[str, list[float]] = {}  # losses since the last log line
     model.train()
     started = time.time()
 
@@ -163,9 +164,12 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         optimizer.zero_grad(set_to_none=True)
         update += 1
 
+        for key, value in losses.items():  # each loss averaged over the updates that had it
+            window.setdefault(key, []).append(value)
         log.progress(update, losses)
         if update % t["log_every"] == 0 or update == max_updates:
-            shown = dist.reduce_dict(losses)
+            shown = dist.reduce_dict({k: sum(v) / len(v) for k, v in window.items()})
+            window.clear()
             log.scalars(update, {**shown, "lr": scheduler.get_last_lr()[0]}, phase="train")
             notify(callbacks, "on_log", update, shown)
         is_eval = eval_sets and (update == max_updates or (ev_every := t["eval_every"]) and update % ev_every == 0)
