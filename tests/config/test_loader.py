@@ -151,3 +151,11 @@ def test_an_unknown_variant_lists_the_declared_ones(tmp_path):
     path = write(tmp_path / "a.yaml", "variants: {small: {}, big: {}}\n")
     with pytest.raises(ConfigError, match="variant 'tiny' is not declared by .*; its variants: big, small"):
         load_config(path, variant="tiny")
+
+
+def test_a_variant_extended_by_an_including_file_keeps_its_includes(tmp_path):
+    write(tmp_path / "small.yaml", "training: {batch_size: 2}\n")
+    write(tmp_path / "base.yaml", "variants: {small: {includes: [small.yaml], training: {max_updates: 9}}}\n")
+    path = write(tmp_path / "derived.yaml", "includes: [base.yaml]\nvariants: {small: {env: {seed: 4}}}\n")
+    cfg = load_config(path, variant="small")
+    assert (cfg.training.batch_size, cfg.training.max_updates, cfg.env.seed) == (2, 9, 4)

@@ -73,7 +73,8 @@ def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError("'variants' must map each name to a block of keys", source=str(path))
     for block in (variants or {}).values():  # their includes and user_dir are relative to this file
         absolutize_user_dir(block, path.parent)
-        block["includes"] = [str(find_config(Path(str(i)), path.parent)) for i in as_list(block.get("includes"), path)]
+        if "includes" in block:  # a block without includes keeps those of the same variant it extends
+            block["includes"] = [str(find_config(Path(str(i)), path.parent)) for i in as_list(block["includes"], path)]
     return compose_content(own, path.parent, (*stack, path))
 
 
