@@ -233,7 +233,7 @@ def test_shapes_variant_reads_the_embedded_benchmark(path: Path):
              if k.rsplit(".", 1)[-1] in ("data_dir", "image_dir", "vqa2_data_dir", "path")}
     assert paths and all(str(v).startswith(f"{DATA}/shapes/") for v in paths.values()), paths
     model = cfg["model"]
-    assert model["type"] == "unit_tiny" or (model["type"] == "unit" and model["image_encoder"]["backbone"] == "tiny")
+    assert model["type"] == "unit_bench" or (model["type"] == "unit" and model["image_encoder"]["backbone"] == "tiny")
 
 
 def test_every_run_has_its_own_folder():
@@ -277,7 +277,7 @@ DERIVED = {  # file -> (the file it includes, the only keys it changes)
     "all8_no_task_embedding": ("all8", {"model.use_task_embedding": False}),
     "ablations/decoder_layers_8": ("ablations/default", {"model.decoder.num_layers": Per(8, 3)}),
     "ablations/decoder_layers_12": ("ablations/default", {"model.decoder.num_layers": Per(12, 4)}),
-    "ablations/decoder_hidden_256": ("ablations/default", {"model.decoder.hidden_size": Per(256, 12)}),
+    "ablations/decoder_hidden_256": ("ablations/default", {"model.decoder.hidden_size": Per(256, 20)}),
     "ablations/all_bert_states": ("ablations/default", {"model.text_encoder.keep_only_cls": False}),
     "ablations/no_task_embedding": ("ablations/default", {"model.image_encoder.use_task_embedding": False,
                                                           "model.text_encoder.use_task_embedding": False}),
@@ -298,17 +298,17 @@ def test_a_variation_changes_only_its_setting(name, variant):
     assert differing == {k: v for k, v in expected.items() if b.get(k) != v}
 
 
-def test_ablation_model_is_unit_paper_and_unit_tiny_written_out():
+def test_ablation_model_is_unit_paper_and_unit_bench_written_out():
     """ablations/default.yaml spells out the presets' parts: the same parameters, name by name."""
-    from unimm.models.unit_presets import unit_paper, unit_tiny
+    from unimm.models.unit_presets import unit_bench, unit_paper
     from unimm.registry import MODELS
 
     cats = [{"id": i + 1, "name": str(i)} for i in range(5)]
     info = {"coco": {"categories": cats}, "snli_ve": {"num_classes": 3, "vocab_size": 100},
             "mnli": {"num_classes": 3, "vocab_size": 100}}
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
-    tiny = MODELS.build(resolved(UNIT / "ablations/default.yaml", "shapes")["model"], dataset_info=info)
-    assert shapes(tiny) == shapes(unit_tiny(info))
+    bench = MODELS.build(resolved(UNIT / "ablations/default.yaml", "shapes")["model"], dataset_info=info)
+    assert shapes(bench) == shapes(unit_bench(info))
     with torch.device("meta"):
         paper = MODELS.build(resolved(UNIT / "ablations/default.yaml", None)["model"], dataset_info=info)
         assert shapes(paper) == shapes(unit_paper(info))
@@ -333,7 +333,8 @@ def test_all8_runs_two_updates_at_tiny_size(tiny_benchmark: Path, tmp_path: Path
 
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "training.max_updates=2",
                  "scheduler.warmup_steps=0", f"env.save_dir={tmp_path / 'run'}", "env.device=cpu",
-                 "training.batch_size=4", "evaluation.batch_size=8", "evaluation.max_batches=1"]
+                 "training.batch_size=4", "evaluation.batch_size=8", "evaluation.max_batches=1",
+                 "model.type=unit_tiny"]  # hidden 32, 2 layers, 2 heads
     cfg, text = session.prepare(UNIT / "all8.yaml", overrides, variant="shapes")
     assert cfg["model"]["type"] == "unit_tiny"
 

@@ -59,3 +59,26 @@ def test_a_log_line_averages_the_losses_of_its_interval(tmp_path):
     assert sorted(four) == [4, 8]
     assert four[4] == pytest.approx(sum(each[u] for u in range(1, 5)) / 4)
     assert four[8] == pytest.approx(sum(each[u] for u in range(5, 9)) / 4)
+
+
+def test_max_epochs_caps_the_updates_at_passes_over_the_largest_dataset(tmp_path):
+    # 1024 samples / batch 32 = 32 updates per epoch
+    run(tmp_path, "run_type=train", "training.max_updates=1000", "training.max_epochs=2", "training.log_every=1")
+    assert max(r["update"] for r in rows(tmp_path, "train")) == 64
+
+
+def test_bf16_autocast_trains_close_to_float32(tmp_path):
+    full = run(tmp_path / "fp32", "training.max_updates=30", "training.log_every=1")
+    half = run(tmp_path / "bf16", "training.max_updates=30", "training.log_every=1", "training.amp=bf16")
+    a = [r["blobs/cross_entropy"] for r in rows(tmp_path / "fp32", "train")]
+    b = [r["blobs/cross_entropy"] for r in rows(tmp_path / "bf16", "train")]
+    assert a != b  # bf16 rounding shows: the autocast path ran
+    assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
+    assert half["blobs/accuracy"] == pytest.approx(full["blobs/accuracy"], abs=0.05)
+
+
+def test_fp16_without_a_gpu_is_a_clear_error(tmp_path):
+    from unimm.config import ConfigError
+
+    with pytest.raises(ConfigError, match="training.amp: fp16 needs a CUDA device; use training.amp=bf16"):
+        run(tmp_path, "training.amp=fp16", "env.device=cpu")

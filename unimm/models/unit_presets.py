@@ -31,12 +31,20 @@ class UnitSize:
     decoder_heads: int
     decoder_ffn: int
     dropout: float = 0.1
+    frozen_batch_norm: bool = True  # DETR: a pretrained backbone keeps its statistics
+    trainable_stages: int = 3  # DETR trains layer2..4
+    detection_queries: int = 100  # Sec. 3.3 / supplementary C
+    other_queries: int = 25
 
 
 # Table A.1 (image encoder 256 / 8 heads / 2048 / 6 layers; decoder 768 / 8 / 2048 / 6; dropout
 # 0.1), BERT-base uncased (768 / 12 layers / 12 heads / 3072) and a dilated ResNet-50 (Sec. 3.1).
 PAPER = UnitSize("resnet50", True, 256, 6, 8, 2048, 768, 12, 12, 3072, 768, 6, 8, 2048)
 TINY = UnitSize("tiny", True, 32, 2, 2, 64, 32, 2, 2, 64, 32, 2, 2, 64)
+# The embedded benchmark on a CPU: everything trains from random init, so the backbone's
+# BatchNorm learns and every stage trains; 16 detection queries suit its 1-5 objects a picture.
+BENCH = UnitSize("tiny", True, 64, 2, 4, 128, 64, 2, 4, 128, 64, 2, 4, 128, dropout=0.0,
+                 frozen_batch_norm=False, trainable_stages=5, detection_queries=16, other_queries=4)
 
 
 def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, shared_decoder: bool = True,
@@ -45,7 +53,8 @@ def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, share
                backbone_format: Literal["torchvision", "detr"] = "detr", bert_path: str | None = None) -> UniT:
     """A UniT model of the given size (see ``unit_paper`` for the options)."""
     image = detr_image_encoder(
-        dataset_info, backbone=size.backbone, dilation=size.dilation, hidden_size=size.image_hidden,
+        dataset_info, backbone=size.backbone, dilation=size.dilation, frozen_batch_norm=size.frozen_batch_norm,
+        trainable_stages=size.trainable_stages, hidden_size=size.image_hidden,
         num_layers=size.image_layers, num_heads=size.image_heads, ffn_size=size.image_ffn,
         dropout=size.dropout, use_task_embedding=use_task_embedding, pretrained_path=backbone_path,
         pretrained_format=backbone_format)
@@ -54,7 +63,8 @@ def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, share
         intermediate_size=size.text_ffn, dropout=size.dropout, pretrained_path=bert_path,
         use_task_embedding=use_task_embedding, keep_only_cls=keep_only_cls)
     decoder = detr_decoder(dataset_info, hidden_size=size.decoder_hidden, num_layers=size.decoder_layers,
-                           num_heads=size.decoder_heads, ffn_size=size.decoder_ffn, dropout=size.dropout)
+                           num_heads=size.decoder_heads, ffn_size=size.decoder_ffn, dropout=size.dropout,
+                           detection_queries=size.detection_queries, other_queries=size.other_queries)
     return unit(dataset_info, decoder, image, text, shared_decoder=shared_decoder, tasks=tasks)
 
 
@@ -89,4 +99,19 @@ def unit_tiny(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = Tr
     Args: see ``unit_paper``.
     """
     return build_unit(TINY, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
+                      keep_only_cls=keep_only_cls, tasks=tasks)
+
+
+@MODELS.register()
+def unit_bench(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = True,
+               use_task_embedding: bool = True, keep_only_cls: bool = True,
+               tasks: dict[str, dict[str, Any]] | None = None) -> UniT:
+    """UniT sized for the embedded shapes benchmark on a CPU: width 64, 2 layers, 4 heads.
+
+    Not in the paper: trainable BatchNorm in a tiny backbone trained from scratch, no
+    dropout, 16 detection queries and 4 for the other tasks.
+
+    Args: see ``unit_paper``.
+    """
+    return build_unit(BENCH, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
                       keep_only_cls=keep_only_cls, tasks=tasks)
