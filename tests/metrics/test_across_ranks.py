@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
+from tests.helpers import free_port
 from tests.metrics.test_coco_map import FakeDetection, batch, model_output
 from tests.metrics.test_vqa_accuracy import FakeVQA, logits_for
 from unimm.metrics.coco_map import coco_map, evaluate_boxes
@@ -49,11 +49,6 @@ def worker(rank: int, port: int) -> None:
     finally:
         tdist.destroy_process_group()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.distributed

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import socket
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ import torch.distributed as tdist
 import torch.multiprocessing as mp
 from torch import nn
 
+from tests.helpers import free_port
 import unimm.training  # noqa: F401 (registers the parts)
 from unimm.registry import OPTIMIZER_HOOKS, STEP_STRATEGIES, TASK_SAMPLERS
 from unimm.training import distributed as dist
@@ -170,11 +170,6 @@ def worker(rank: int, world: int, port: int) -> None:
     finally:
         tdist.destroy_process_group()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(120)

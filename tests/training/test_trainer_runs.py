@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import free_port
 
 PLUGIN = REPO / "tests" / "assets" / "plugin_folder"
 
@@ -70,11 +70,6 @@ def test_on_nonfinite_skip_keeps_going(tmp_path):
     rows = losses_by_update(tmp_path / "out")
     assert all(v == v for v in rows.values())  # no NaN reached the logged losses
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.distributed
