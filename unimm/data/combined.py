@@ -31,13 +31,22 @@ class TrainExtended(ConcatDataset):
 
 
 @DATASETS.register(parts={"base": "datasets", "extra": "datasets"})
-def train_extended(base: Any, extra: list[Any], split: str, name: str) -> Any:
+def train_extended(*, base: Any, extra: list[Any], split: str, name: str) -> Any:
     """The base dataset, with the extra datasets' samples added to its train split only.
 
     UniT Sec. 4.1: "We also use those questions from the Visual Genome VQA dataset ... as
     additional training data, added to the training split of VQAv2." Every part is built
     for the same split; the extras are used for ``split == "train"`` only, and must share
     the base's targets (e.g. the same answer vocabulary).
+
+    Args:
+        base: the dataset node whose samples, collate and ``info()`` the result keeps.
+        extra: dataset nodes of the same task whose samples join the train split.
+        split: the split (runtime).
+        name: the config key (runtime); the extras' batches carry it too.
+
+    Returns:
+        ``base`` itself for every split but train; for train, base then extras.
     """
     for i, other in enumerate(extra):
         if other.task_type != base.task_type:
