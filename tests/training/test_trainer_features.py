@@ -82,3 +82,10 @@ def test_fp16_without_a_gpu_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="training.amp: fp16 needs a CUDA device; use training.amp=bf16"):
         run(tmp_path, "training.amp=fp16", "env.device=cpu")
+
+
+def test_val_and_predict_runs_with_resume_use_the_runs_own_last_weights(tmp_path):
+    trained = run(tmp_path, "training.max_updates=60")
+    again = run(tmp_path, "run_type=val", "checkpoint.resume=true")
+    assert again["blobs/accuracy"] == pytest.approx(trained["blobs/accuracy"])
+

@@ -108,3 +108,9 @@ def test_fsdp_checkpoints_resume_exactly_on_two_processes(tmp_path):
     assert "at update 4" in resumed.stdout
     expected, got = losses_by_update(tmp_path / "whole"), losses_by_update(tmp_path / "cut")
     assert [got[u] for u in range(1, 9)] == [expected[u] for u in range(1, 9)]
+    # every rank builds the same initial weights, so the sharded run is the 1-process run
+    one = run([f"config={write_config(tmp_path / 'one.yaml', tmp_path / 'one')}", *base[1:],
+               "training.batch_size=16"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    single = losses_by_update(tmp_path / "one")
+    assert all(abs(single[u] - expected[u]) < 1e-5 for u in range(1, 9))

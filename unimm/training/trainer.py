@@ -40,7 +40,7 @@ MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite=skip: a run that never recovers sti
 def run(cfg: dict[str, Any]) -> dict[str, float]:
     """Carry out ``cfg["run_type"]`` on a validated, resolved config; return the final metrics."""
     run_type = cfg["run_type"]
-    seed_everything(cfg["env"]["seed"] + dist.get_rank())
+    seed_everything(cfg["env"]["seed"])  # every rank builds the same datasets and model init
     device = pick_device(cfg["env"]["device"])
     folder = Path(cfg["env"]["save_dir"])
     training = run_type in ("train", "train_val")
@@ -53,9 +53,12 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
     if cfg["checkpoint"]["init_from"]:
         ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"],
                        cfg["checkpoint"]["init_include"])
+    if run_type in ("val", "test", "predict") and cfg["checkpoint"]["resume"]:
+        ckpt.init_from(model, folder / "checkpoints" / "last", None)  # the run's own last weights
     model.to(device)
     logger.info("model %s: %s parameters", cfg["model"]["type"] if isinstance(cfg["model"], dict)
                 else cfg["model"], f"{count_parameters(model):,}")
+    seed_everything(cfg["env"]["seed"] + dist.get_rank())  # then each rank its own dropout, augmentation
 
     autocast = autocast_factory(cfg["training"]["amp"], device)
     to_device = batch_mover(device)
@@ -68,8 +71,6 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
         predict(model, eval_sets, folder=folder, split=eval_split, batch_size=eval_bs,
                 to_device=to_device, autocast=autocast, max_batches=cfg["evaluation"]["max_batches"])
     if run_type in ("val", "test"):
-        if cfg["checkpoint"]["resume"]:
-            ckpt.init_from(model, folder / "checkpoints" / "last", None)
         results = evaluate(model, eval_sets, build_metrics(cfg, eval_sets), batch_size=eval_bs,
                            to_device=to_device, autocast=autocast,
                            max_batches=cfg["evaluation"]["max_batches"])
