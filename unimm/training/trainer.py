@@ -56,8 +56,7 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
     if run_type in ("val", "test", "predict") and cfg["checkpoint"]["resume"]:
         ckpt.init_from(model, folder / "checkpoints" / "last", None)  # the run's own last weights
     model.to(device)
-    logger.info("model %s: %s parameters", cfg["model"]["type"] if isinstance(cfg["model"], dict)
-                else cfg["model"], f"{count_parameters(model):,}")
+    logger.info("model %s: %s parameters", split_node(cfg["model"])[0], f"{count_parameters(model):,}")
     seed_everything(cfg["env"]["seed"] + dist.get_rank())  # then each rank its own dropout, augmentation
 
     autocast = autocast_factory(cfg["training"]["amp"], device)
