@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as tdist
-import torch.multiprocessing as mp
 
-from tests.helpers import free_port
+from tests.helpers import free_port, spawn_ranks
 from tests.metrics.test_coco_map import FakeDetection, batch, model_output
 from tests.metrics.test_vqa_accuracy import FakeVQA, logits_for
 from unimm.metrics.coco_map import coco_map, evaluate_boxes
@@ -50,9 +49,8 @@ def worker(rank: int, port: int) -> None:
         tdist.destroy_process_group()
 
 
-
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
 def test_two_gloo_ranks():
     # fork: the workers inherit the imported modules instead of importing them again
-    mp.start_processes(worker, args=(free_port(),), nprocs=WORLD, join=True, start_method="fork")
+    spawn_ranks(worker, (free_port(),), WORLD, start_method="fork")

@@ -12,10 +12,9 @@ import os
 import pytest
 import torch
 import torch.distributed as tdist
-import torch.multiprocessing as mp
 from torch import nn
 
-from tests.helpers import free_port
+from tests.helpers import free_port, spawn_ranks
 import unimm.training  # noqa: F401 (registers the parts)
 from unimm.registry import OPTIMIZER_HOOKS, STEP_STRATEGIES, TASK_SAMPLERS
 from unimm.training import distributed as dist
@@ -171,7 +170,6 @@ def worker(rank: int, world: int, port: int) -> None:
         tdist.destroy_process_group()
 
 
-
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_match_one_process():
-    mp.spawn(worker, args=(WORLD, free_port()), nprocs=WORLD, join=True)
+    spawn_ranks(worker, (WORLD, free_port()), WORLD)
