@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
 from unimm.data.collate import collate_batch
 from unimm.data.common import read_image
+from unimm.data.images import load_image
 from unimm.data.transforms.functional import clip_boxes, xyxy_to_normalized_cxcywh
+from unimm.modules.box_ops import detr_detections
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,95 @@ class DetectionDataset(Dataset):
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    def format_predictions(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The official COCO results format, one row per query, as the ``coco_map`` metric sees them.
+
+        Every query of every image is a detection (at most Q per image, as DETR evaluates):
+        ``{"image_id": int, "category_id": categories[label]["id"], "bbox": [x, y, w, h],
+        "score": float}`` with the box in pixels of the original image, rounded to 2 decimals,
+        the score the best real-class probability (``unimm.modules.box_ops.detr_detections``).
+        The rows load with pycocotools ``COCO.loadRes``.
+
+        Args:
+            batch: a collated batch; ``targets[i]`` holds ``image_id`` and ``orig_size`` (h, w).
+            output: the model's ``pred_logits`` ``[B, Q, C + 1]`` (last class "no object") and
+                ``pred_boxes`` ``[B, Q, 4]`` (cx, cy, w, h relative, in [0, 1]).
+
+        Raises:
+            KeyError: a target without ``image_id`` / ``orig_size``, or an output without
+                ``pred_logits`` / ``pred_boxes``.
+            ValueError: the logits' class count does not match ``info()["categories"]``.
+        """
+        targets = batch.get("targets")
+        if targets is None or any("image_id" not in t or "orig_size" not in t for t in targets):
+            raise KeyError(f"format_predictions of dataset '{self.name}': every batch['targets'][i] needs "
+                           "'image_id' and 'orig_size' (h, w); collate samples with DetectionDataset.collate")
+        for key in ("pred_logits", "pred_boxes"):
+            if key not in output:
+                raise KeyError(f"format_predictions of dataset '{self.name}': the model output has no '{key}' "
+                               f"(it has {sorted(output)}); give the dataset a detection head (pred_logits "
+                               "[B, Q, C + 1], pred_boxes [B, Q, 4])")
+        categories = self._info["categories"]
+        logits, boxes = output["pred_logits"], output["pred_boxes"]  # [B, Q, C + 1], [B, Q, 4]
+        if logits.shape[-1] != len(categories) + 1:
+            raise ValueError(f"format_predictions of dataset '{self.name}': pred_logits has {logits.shape[-1]} "
+                             f"classes but {self.source} has {len(categories)} categories (+1 'no object'); "
+                             "build the model from this dataset's info()")
+        sizes = torch.stack([torch.as_tensor(t["orig_size"]).to(boxes.device) for t in targets])  # [B, 2] (h, w)
+        scores, labels, boxes = detr_detections(logits, boxes, sizes)  # [B, Q], [B, Q], [B, Q, 4] pixels
+        category_ids = [int(c["id"]) for c in categories]
+        rows = []
+        for target, image_scores, image_labels, image_boxes in zip(targets, scores.tolist(), labels.tolist(),
+                                                                   boxes.tolist()):
+            image_id = int(target["image_id"])
+            rows.extend({"image_id": image_id, "category_id": category_ids[label],
+                         "bbox": [round(v, 2) for v in box], "score": score}
+                        for score, label, box in zip(image_scores, image_labels, image_boxes))
+        return rows
+
+    def draw_predictions(self, rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, max_images: int = 8,
+                         threshold: float = 0.5, fallback_top: int = 3) -> Path | None:
+        """A PNG grid of the split's first predicted images with their detections and ground truth.
+
+        The images are the first ``max_images`` of the split (file order) that ``rows`` has
+        detections of, read from their files; drawn are the detections scoring at least
+        ``threshold`` (the best ``fallback_top`` of an image where none does), labelled with
+        the class name and score, and the ground-truth boxes, thinly in another colour
+        (``unimm.utils.draw``).
+
+        Args:
+            rows: detections as ``format_predictions`` writes them (any images, any order).
+            path: the PNG to write, atomically.
+            max_images: the most images drawn.
+            threshold: the lowest score drawn.
+            fallback_top: detections drawn for an image with none over ``threshold``.
+
+        Returns:
+            ``path``, or None when ``rows`` has no detection of this split's images (nothing written).
+        """
+        from unimm.utils.draw import draw_detections
+
+        by_image: dict[int, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            by_image.setdefault(int(row["image_id"]), []).append(row)
+        categories = self._info["categories"]
+        names = {int(c["id"]): str(c.get("name", c["id"])) for c in categories}
+        chosen = [item for item in self.images if item.image_id in by_image][:max_images]
+        if not chosen:
+            return None
+        panels = []
+        for item in chosen:
+            image = load_image(item.path, f"image_id {item.image_id} of {self.source}")
+            if image.size != (item.width, item.height):  # boxes are in the annotated size
+                image = image.resize((item.width, item.height))
+            ranked = sorted(by_image[item.image_id], key=lambda r: -float(r["score"]))
+            shown = [r for r in ranked if float(r["score"]) >= threshold] or ranked[:fallback_top]
+            detections = [{"bbox": r["bbox"], "score": float(r["score"]),
+                           "label": names.get(int(r["category_id"]), str(r["category_id"]))} for r in shown]
+            ground_truth = [{"bbox": [x0, y0, x1 - x0, y1 - y0]} for x0, y0, x1, y1 in item.boxes]
+            panels.append((image, detections, ground_truth))
+        return draw_detections(panels, path)
 
     @property
     def coco(self) -> Any:

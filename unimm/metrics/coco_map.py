@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from unimm.config.errors import ConfigError
-from unimm.modules.box_ops import box_cxcywh_to_xyxy, box_xyxy_to_xywh
+from unimm.modules.box_ops import detr_detections
 from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
@@ -23,7 +23,8 @@ class coco_map:  # noqa: N801 (registered name == builder name)
     Every query of every image becomes a detection, as DETR's evaluation does: its score is the
     best real-class probability (softmax over ``C + 1``, "no object" dropped), its category
     ``categories[label]["id"]``, its box the predicted (cx, cy, w, h) scaled to the original
-    image size and written (x, y, w, h) in pixels. Detections of all ranks are gathered and
+    image size and written (x, y, w, h) in pixels (``unimm.modules.box_ops.detr_detections``, which
+    ``DetectionDataset.format_predictions`` shares). Detections of all ranks are gathered and
     evaluated with ``COCOeval`` on the images seen, against the dataset's ground truth.
 
     Args:
@@ -53,12 +54,9 @@ class coco_map:  # noqa: N801 (registered name == builder name)
         if targets is None or any("image_id" not in t or "orig_size" not in t for t in targets):
             raise KeyError(f"coco_map on dataset '{self.name}': every batch['targets'][i] needs 'image_id' "
                            "and 'orig_size' (h, w) to place detections in the original image")
-        prob = output[self.logits_key].detach().float().softmax(-1)[..., :-1]  # [B, Q, C]
-        scores, labels = prob.max(-1)  # [B, Q]
-        boxes = box_cxcywh_to_xyxy(output[self.boxes_key].detach().float())  # [B, Q, 4], relative
-        sizes = torch.stack([torch.as_tensor(t["orig_size"]).to(boxes) for t in targets])  # [B, 2] (h, w)
-        scale = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], dim=1)  # [B, 4]
-        boxes = box_xyxy_to_xywh(boxes * scale[:, None, :])  # [B, Q, 4], pixels
+        logits, boxes = output[self.logits_key], output[self.boxes_key]  # [B, Q, C + 1], [B, Q, 4]
+        sizes = torch.stack([torch.as_tensor(t["orig_size"]).to(boxes.device) for t in targets])  # [B, 2] (h, w)
+        scores, labels, boxes = detr_detections(logits, boxes, sizes)  # [B, Q], [B, Q], [B, Q, 4] pixels
         for i, target in enumerate(targets):
             image_id = int(target["image_id"])
             self.image_ids.add(image_id)

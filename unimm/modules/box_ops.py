@@ -1,4 +1,4 @@
-"""Bounding-box conversions and overlaps (IoU, generalized IoU).
+"""Bounding-box conversions and overlaps (IoU, generalized IoU), and DETR's detections in pixels.
 
 Boxes are ``[..., 4]`` tensors in one of three layouts:
 
@@ -28,6 +28,31 @@ def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
     """``[..., 4]`` (x0, y0, x1, y1) -> ``[..., 4]`` (x0, y0, w, h), the COCO layout."""
     x0, y0, x1, y1 = boxes.unbind(-1)
     return torch.stack((x0, y0, x1 - x0, y1 - y0), dim=-1)
+
+
+def detr_detections(logits: Tensor, boxes: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every query as one detection of the original image, as DETR's evaluation does.
+
+    The score is the best real-class probability (softmax over ``C + 1``, "no object" dropped),
+    the label its class index, the box the predicted (cx, cy, w, h) scaled to the original
+    image and written (x, y, w, h) in pixels. Shared by the ``coco_map`` metric and the COCO
+    results files of ``DetectionDataset.format_predictions``.
+
+    Args:
+        logits: ``[B, Q, C + 1]`` class logits, the last one "no object".
+        boxes: ``[B, Q, 4]`` (cx, cy, w, h) relative to the image, in [0, 1].
+        sizes: ``[B, 2]`` (h, w) of each original image in pixels.
+
+    Returns:
+        ``(scores, labels, boxes)``: float ``[B, Q]``, long ``[B, Q]`` (in ``0 .. C-1``) and
+        float ``[B, Q, 4]`` (x, y, w, h) in pixels, on the device of ``logits``.
+    """
+    prob = logits.detach().float().softmax(-1)[..., :-1]  # [B, Q, C]
+    scores, labels = prob.max(-1)  # [B, Q]
+    xyxy = box_cxcywh_to_xyxy(boxes.detach().float())  # [B, Q, 4], relative
+    sizes = torch.as_tensor(sizes).to(xyxy)  # [B, 2] (h, w)
+    scale = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], dim=1)  # [B, 4]
+    return scores, labels, box_xyxy_to_xywh(xyxy * scale[:, None, :])  # [B, Q], [B, Q], [B, Q, 4]
 
 
 def box_area(boxes: Tensor) -> Tensor:

@@ -56,7 +56,13 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
             max_batches: int | None = None) -> list[Path]:
     """Write ``<folder>/predictions/<dataset>_<split>.json`` for datasets that format predictions.
 
-    A dataset opts in with ``format_predictions(batch, output) -> list[dict]``.
+    A dataset opts in with ``format_predictions(batch, output) -> list[dict]``; its rows of all
+    ranks are gathered and the main process writes them. A dataset that also has
+    ``draw_predictions(rows, path) -> Path | None`` gets a picture of them beside the JSON,
+    ``<dataset>_<split>.png`` (detection datasets: boxes drawn on the first images).
+
+    Returns:
+        The files written (on the main process; an empty list on the others).
     """
     model.eval()
     written = []
@@ -75,4 +81,8 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
             path = folder / "predictions" / f"{name}_{split}.json"
             atomic_write_text(path, json.dumps(rows, sort_keys=True))
             written.append(path)
+            if hasattr(dataset, "draw_predictions"):
+                picture = dataset.draw_predictions(rows, path.with_suffix(".png"))
+                if picture is not None:
+                    written.append(Path(picture))
     return written
