@@ -54,6 +54,20 @@ def test_classifier_losses(dataset_info, batches):
     assert losses["cross_entropy"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_classifier_losses_on_all_layers(dataset_info):
+    torch.manual_seed(0)
+    head = mlp_classifier_head("snli_ve", dataset_info, hidden_size=32, all_layers=True).eval()
+    hidden = torch.randn(3, 2, 25, 32)  # 3 decoder layers
+    labels = torch.tensor([2, 0])
+    outputs, losses = head(hidden, {"label": labels})
+    per_layer = [torch.nn.functional.cross_entropy(head.classifier(hidden[k, :, 0]), labels).item() for k in range(3)]
+    torch.testing.assert_close(outputs["logits"], head.classifier(hidden[-1, :, 0]))  # the top layer predicts
+    assert losses["cross_entropy"].item() == pytest.approx(per_layer[2], rel=1e-5)
+    assert losses["aux_cross_entropy"].item() == pytest.approx(per_layer[0] + per_layer[1], rel=1e-5)
+    top_only = mlp_classifier_head("snli_ve", dataset_info, hidden_size=32)
+    assert set(top_only(hidden, {"label": labels})[1]) == {"cross_entropy"}
+
+
 def test_missing_info_names_the_dataset_and_key(dataset_info):
     with pytest.raises(ConfigError, match="dataset 'sst2'.*'categories'"):
         detection_head("sst2", dataset_info)

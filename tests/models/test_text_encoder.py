@@ -37,3 +37,22 @@ def test_loads_a_local_hugging_face_folder(dataset_info, tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(ConfigError, match="hub names are not downloaded"):
         bert_text_encoder(dataset_info, pretrained_path="bert-base-uncased")
+
+
+def test_initializer_range_sets_the_random_init(dataset_info):
+    torch.manual_seed(0)
+    wide = bert_text_encoder(dataset_info, initializer_range=0.2, **TINY)
+    default = bert_text_encoder(dataset_info, **TINY)
+    query = "encoder.layer.0.attention.self.query.weight"
+    for encoder, std in ((wide, 0.2), (default, 0.02)):
+        weight = dict(encoder.bert.named_parameters())[query]
+        assert weight.std().item() == pytest.approx(std, rel=0.15)
+
+
+def test_unit_bench_starts_its_narrow_bert_wider_than_bert_base(dataset_info):
+    from unimm.models.unit_presets import unit_bench, unit_tiny
+
+    torch.manual_seed(0)
+    for model, std in ((unit_bench(dataset_info), 0.2), (unit_tiny(dataset_info), 0.02)):
+        weight = model.text_encoder.bert.encoder.layer[0].intermediate.dense.weight
+        assert weight.std().item() == pytest.approx(std, rel=0.15)
