@@ -21,7 +21,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 # Generates in a fresh interpreter with another hash seed, and without the rest of ``unimm.data``
 # (its package ``__init__`` is replaced by an empty package), so the generator must need nothing
-# but numpy and Pillow, and must not depend on the hash seed or on the number of workers.
+# but numpy, Pillow and pycocotools (the detection baselines' COCOeval), never torch, and must not
+# depend on the hash seed or on the number of workers.
 STANDALONE = """
 import pathlib, sys, types
 import unimm

@@ -5,7 +5,7 @@ square, triangle, diamond, star, cross; six colours; three sizes; varied backgro
 under ``<root>/shapes/``, COCO detection and captions, Visual Genome objects / attributes / QA,
 VQAv2, SNLI-VE, Karpathy retrieval, NLVR2, an image folder, GLUE-style text tasks, a text corpus and
 a WordPiece vocabulary, plus ``baselines.json`` and ``summary.json``. See the README.md it writes
-for the exact file names. This package needs only numpy and Pillow.
+for the exact file names. This package needs only numpy, Pillow and pycocotools (never torch).
 """
 from unimm.data.shapes.generate import generate_shapes
 from unimm.data.shapes.sizes import SIZES, BenchmarkSize

@@ -1,15 +1,21 @@
 """Chance and "blind" baselines, fitted on a train split and measured on a validation split.
 
 A model trained on the benchmark should be judged against these: the majority answer, a prior
-that reads only the question (VQA) or only the hypothesis (entailment), and a bag-of-words
-logistic regression that sees the text but neither word order nor the picture. Everything is plain
-numpy and deterministic.
+that reads only the question (VQA) or only the hypothesis (entailment), a bag-of-words
+logistic regression that sees the text but neither word order nor the picture, and, for
+detection, a prior that puts each class's mean train box on every picture. Everything is plain
+numpy (and pycocotools' ``COCOeval`` for detection mAP) and deterministic.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import re
 from collections import Counter, defaultdict
-from typing import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -181,15 +187,207 @@ def _single_text(rows: Sequence[tuple[str, str]]) -> list[tuple[tuple[str], str]
     return [((text,), label) for text, label in rows]
 
 
-def all_baselines(records: dict, retrieval: dict) -> dict:
+@dataclass(frozen=True)
+class BoxImage:
+    """One picture's size and ground-truth boxes: absolute ``(x0, y0, x1, y1)`` pixels, one category id each."""
+
+    image_id: int
+    width: int
+    height: int
+    boxes: Sequence[Sequence[float]]
+    categories: Sequence[int]
+
+
+def _clip(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
+    """``box`` clipped to the picture, or None when nothing is left (as the detection datasets clip targets)."""
+    x0, y0 = min(max(float(box[0]), 0.0), float(width)), min(max(float(box[1]), 0.0), float(height))
+    x1, y1 = min(max(float(box[2]), 0.0), float(width)), min(max(float(box[3]), 0.0), float(height))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def box_priors(train: Sequence[BoxImage]) -> dict[int, tuple[np.ndarray, float]]:
+    """Per category id (ascending): its mean train box ``(cx, cy, w, h)`` relative to the picture
+    size, and its share of the train boxes (boxes clipped to their picture, empty ones dropped)."""
+    relative: dict[int, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for image in train:
+        for box, category in zip(image.boxes, image.categories):
+            clipped = _clip(box, image.width, image.height)
+            if clipped is not None:
+                x0, y0, x1, y1 = clipped
+                relative[int(category)].append(((x0 + x1) / 2 / image.width, (y0 + y1) / 2 / image.height,
+                                                (x1 - x0) / image.width, (y1 - y0) / image.height))
+    total = sum(len(boxes) for boxes in relative.values())
+    return {category: (np.mean(np.array(boxes, dtype=np.float64), axis=0), len(boxes) / total)
+            for category, boxes in sorted(relative.items())}
+
+
+def prior_detections(priors: Mapping[int, tuple[np.ndarray, float]], images: Sequence[BoxImage]) -> np.ndarray:
+    """``[N, 7]`` rows ``image_id, x, y, w, h, score, category_id`` (the ``coco_map`` metric's rows): on every
+    picture one detection per category, its mean box scaled to the picture, scored by its train share."""
+    rows = []
+    for image in images:
+        for category, ((cx, cy, w, h), share) in priors.items():
+            rows.append((image.image_id, (cx - w / 2) * image.width, (cy - h / 2) * image.height,
+                         w * image.width, h * image.height, share, category))
+    return np.array(rows, dtype=np.float64).reshape(-1, 7)
+
+
+def box_map(ground_truth, rows: np.ndarray, image_ids: Sequence[int]) -> float:
+    """``COCOeval`` bbox mAP@[.5:.95] (``stats[0]``) of ``rows`` on ``image_ids``, as the ``coco_map``
+    metric computes it (``unimm.metrics.coco_map.evaluate_boxes``): 0 without detections or ground truth."""
+    if len(rows) == 0 or not image_ids:
+        return 0.0
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        detections = ground_truth.loadRes(rows)
+        evaluator = COCOeval(ground_truth, detections, iouType="bbox")
+        evaluator.params.imgIds = list(image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return max(float(evaluator.stats[0]), 0.0)
+
+
+def coco_ground_truth(images: Sequence[BoxImage], category_ids: Sequence[int]):
+    """The boxes as an in-memory pycocotools ``COCO``, clipped to their picture (as ``DetectionDataset.coco``)."""
+    annotations = []
+    for image in images:
+        for box, category in zip(image.boxes, image.categories):
+            clipped = _clip(box, image.width, image.height)
+            if clipped is not None:
+                x0, y0, x1, y1 = clipped
+                annotations.append({"id": len(annotations) + 1, "image_id": image.image_id, "iscrowd": 0,
+                                    "category_id": int(category), "bbox": [x0, y0, x1 - x0, y1 - y0],
+                                    "area": (x1 - x0) * (y1 - y0)})
+    return _coco({"images": [{"id": im.image_id, "height": im.height, "width": im.width} for im in images],
+                  "annotations": annotations, "categories": [{"id": int(c)} for c in category_ids]})
+
+
+def _coco(dataset: dict):
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def mean_box_prior(train: Sequence[BoxImage], evaluate: Sequence[BoxImage], ground_truth) -> float:
+    """mAP of the blind detector that never looks at the pixels: one detection per train category on
+    every evaluated picture, at the category's mean train box, scored by its share of train boxes.
+
+    Args:
+        train: the train pictures the priors are fitted on.
+        evaluate: the evaluated pictures (every one gets the detections, with or without boxes).
+        ground_truth: the evaluated split's pycocotools ``COCO``, as the ``coco_map`` metric uses it.
+    """
+    rows = prior_detections(box_priors(train), evaluate)
+    return _rounded(box_map(ground_truth, rows, [image.image_id for image in evaluate]))
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _coco_images(data: dict) -> list[BoxImage]:
+    """The pictures of a COCO instances file (file order) with their non-crowd boxes (``coco_detection``'s reading)."""
+    boxes: dict[int, list] = defaultdict(list)
+    for annotation in data["annotations"]:
+        if not int(annotation.get("iscrowd", 0)):
+            x, y, w, h = (float(v) for v in annotation["bbox"])
+            boxes[int(annotation["image_id"])].append(([x, y, x + w, y + h], int(annotation["category_id"])))
+    return [BoxImage(int(im["id"]), int(im["width"]), int(im["height"]),
+                     [b for b, _ in boxes[int(im["id"])]], [c for _, c in boxes[int(im["id"])]])
+            for im in data["images"]]
+
+
+def coco_box_images(coco_dir: str | Path, train: str = "train2017", evaluate: str = "val2017"):
+    """``(train pictures, evaluated pictures, ground truth)`` of COCO detection, read as ``coco_detection``
+    reads them: ``annotations/instances_<split>.json``, crowd boxes dropped; the ground truth is the
+    evaluated file as pycocotools' ``COCO(annotation_file)`` holds it (what ``coco_map`` scores against)."""
+    folder = Path(coco_dir) / "annotations"
+    evaluated = _read_json(folder / f"instances_{evaluate}.json")
+    ground_truth = _coco(evaluated)
+    return _coco_images(_read_json(folder / f"instances_{train}.json")), _coco_images(evaluated), ground_truth
+
+
+def coco_mean_box_prior(coco_dir: str | Path, train: str = "train2017", evaluate: str = "val2017") -> float:
+    """``mean_box_prior`` fitted on ``instances_<train>.json``, measured on ``instances_<evaluate>.json``."""
+    return mean_box_prior(*coco_box_images(coco_dir, train, evaluate))
+
+
+def _vg_image_id(record: dict) -> int:
+    return int(record["image_id"] if "image_id" in record else record["id"])
+
+
+def _vg_name(name: str) -> str:
+    return " ".join(name.lower().split())
+
+
+def vg_box_images(vg_dir: str | Path, split: str = "val", num_object_classes: int = 1600):
+    """``(train pictures, evaluated pictures, ground truth)`` of Visual Genome detection, read as the
+    ``visual_genome`` dataset reads them with its default arguments.
+
+    Classes are the ``num_object_classes`` most frequent object names of the train pictures (ties
+    alphabetical), category id = rank + 1; objects of other names are dropped; boxes ``x, y, w, h``
+    become ``x0, y0, x1, y1``; the ground truth is built in memory and clipped, as ``DetectionDataset.coco``.
+    """
+    root = Path(vg_dir)
+    sizes = {_vg_image_id(r): (int(r["width"]), int(r["height"])) for r in _read_json(root / "image_data.json")}
+    evaluated = [i for i in _read_json(root / f"{split}_image_ids.json") if i in sizes]
+    train_ids = set(_read_json(root / "train_image_ids.json"))
+    wanted = set(evaluated) | train_ids
+    objects: dict[int, list[tuple[list[float], str]]] = {}
+    for record in _read_json(root / "objects.json"):
+        image_id = _vg_image_id(record)
+        if image_id in wanted:
+            found = objects.setdefault(image_id, [])
+            for obj in record["objects"]:
+                x, y, w, h = (float(obj[k]) for k in ("x", "y", "w", "h"))
+                names = obj.get("names") or [obj["name"]]
+                found.append(([x, y, x + w, y + h], _vg_name(names[0])))
+    counts = Counter(name for i in train_ids for _, name in objects.get(i, []))
+    classes = [n for n, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:num_object_classes]]
+    category_of = {name: rank + 1 for rank, name in enumerate(classes)}
+
+    def images(ids) -> list[BoxImage]:
+        out = []
+        for i in ids:
+            kept = [(box, category_of[name]) for box, name in objects.get(i, []) if name in category_of]
+            out.append(BoxImage(i, *sizes[i], [b for b, _ in kept], [c for _, c in kept]))
+        return out
+
+    evaluate = images(evaluated)
+    train = images(sorted(i for i in train_ids if i in sizes))
+    return train, evaluate, coco_ground_truth(evaluate, sorted(category_of.values()))
+
+
+def vg_mean_box_prior(vg_dir: str | Path, split: str = "val", num_object_classes: int = 1600) -> float:
+    """``mean_box_prior`` fitted on the Visual Genome train pictures, measured on every picture of ``split``."""
+    return mean_box_prior(*vg_box_images(vg_dir, split, num_object_classes))
+
+
+def detection_baselines(root: str | Path) -> dict[str, dict[str, float]]:
+    """The detection entries' measured baselines for a benchmark folder (``coco/`` and ``vg/`` under ``root``)."""
+    root = Path(root)
+    return {"coco_detection": {"mean_box_prior": coco_mean_box_prior(root / "coco")},
+            "vg_detection": {"mean_box_prior": vg_mean_box_prior(root / "vg")}}
+
+
+def all_baselines(records: dict, retrieval: dict, detection: Mapping[str, Mapping[str, float]] | None = None) -> dict:
     """Every task's baselines, from the records the writers return.
 
     Args:
         records: per task, per split, the rows the writers returned (see each writer).
         retrieval: Karpathy split counts, ``{"coco": {"test": n, ...}, "flickr30k": {...}}``.
+        detection: measured detection baselines, merged into their entries (``detection_baselines``).
     """
-    detection_note = ("chance mAP is ~0: a detector must localise; a blind one that predicts the mean train box "
-                      "per class scores near zero on these small, spread-out objects")
+    detection_note = ("mean_box_prior: one detection per class on every picture at the class's mean train box, "
+                      "scored by its share of the train boxes, never looking at the pixels (COCOeval bbox "
+                      "mAP@[.5:.95], as coco_map); chance: a detector must localise, so random boxes score ~0")
     vqa, glue = records["vqa2"], records["glue"]
     snli_ve = {split: _single_text(rows) for split, rows in records["snli_ve"].items()}
     nlvr2 = {split: _single_text(rows) for split, rows in records["nlvr2"].items()}
@@ -214,6 +412,8 @@ def all_baselines(records: dict, retrieval: dict) -> dict:
         "mnli_matched": _text_baselines(mnli["train"], mnli["dev_matched"], "dev_matched", "hypothesis_only"),
         "mnli_mismatched": _text_baselines(mnli["train"], mnli["dev_mismatched"], "dev_mismatched", "hypothesis_only"),
     }
+    for task, measured in (detection or {}).items():
+        result[task].update(measured)
     for name, counts in retrieval.items():
         test_images = counts.get("test", 0)
         if test_images:

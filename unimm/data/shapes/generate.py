@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from unimm.data.shapes import pictures
-from unimm.data.shapes.baselines import all_baselines
+from unimm.data.shapes.baselines import all_baselines, detection_baselines
 from unimm.data.shapes.sizes import SIZES, BenchmarkSize, resolve_size
 from unimm.data.shapes.writers.coco import write_coco
 from unimm.data.shapes.writers.files import BenchmarkFolder, dumps
@@ -53,7 +53,8 @@ def _write_all(folder: BenchmarkFolder, seed: int, spec: BenchmarkSize) -> tuple
     counts["glue"], records["glue"] = write_glue(folder, seed, spec)
     counts["corpus"] = write_corpus(folder, seed, spec)
     counts["vocab"] = write_vocab(folder)
-    return counts, all_baselines(records, counts["karpathy"])
+    # the detection baselines read the annotation files just written, as the detection datasets do
+    return counts, all_baselines(records, counts["karpathy"], detection_baselines(folder.root))
 
 
 def _existing_summary(target: Path) -> dict | None:
