@@ -137,8 +137,8 @@ def test_every_setting_of_tables_1_to_4_has_a_file():
              for suffix in ("", "_separate", "_coco_init")}
     all8 = {f"all8{s}.yaml" for s in ("", "_separate", "_coco_init", "_separate_coco_init", "_no_task_embedding")}
     ablations = {f"ablations/{a}.yaml" for a in ("default", "decoder_layers_8", "decoder_layers_12",
-                                                 "decoder_hidden_256", "all_bert_states", "no_task_embedding",
-                                                 "batch_size_32")}
+                                                 "decoder_hidden_256", "all_bert_states", "all_layer_losses",
+                                                 "no_task_embedding", "batch_size_32")}
     assert single | joint | all8 | ablations <= names, sorted((single | joint | all8 | ablations) - names)
 
 
@@ -147,11 +147,23 @@ def test_every_setting_of_tables_1_to_4_has_a_file():
 UNIT_CASES = [pytest.param(p, v, id=f"{rel(p)}-{v or 'paper'}") for p in UNIT_RUNNABLE for v in (None, "shapes")]
 
 
-@pytest.mark.parametrize("variant", [None, "shapes"])
-def test_all8_samples_as_table_a2_line_2(variant):
-    ratios = resolved(UNIT / "all8.yaml", variant)["training"]["sampler"]["ratios"]
+PICTURE_TASKS = ("coco", "vg", "vqa2", "snli_ve")
+
+
+def test_all8_samples_as_table_a2_line_2():
+    ratios = resolved(UNIT / "all8.yaml", None)["training"]["sampler"]["ratios"]
     assert ratios == ALL8_RATIOS
     assert sum(ratios.values()) == pytest.approx(1.0)
+
+
+def test_all8_shapes_gives_the_cheap_text_tasks_no_fewer_updates():
+    training = resolved(UNIT / "all8.yaml", "shapes")["training"]
+    ratios, updates = training["sampler"]["ratios"], training["max_updates"]
+    assert sum(ratios.values()) == pytest.approx(1.0)
+    for name in PICTURE_TASKS:  # about the updates 6000 x Table A.2 gives them
+        assert ratios[name] * updates == pytest.approx(ALL8_RATIOS[name] * 6000, rel=0.05), name
+    for name in set(ALL8_RATIOS) - set(PICTURE_TASKS):
+        assert ratios[name] * updates >= ALL8_RATIOS[name] * 6000 - 1e-6, name
 
 
 @pytest.mark.parametrize(("path", "variant"), UNIT_CASES)
@@ -170,8 +182,10 @@ def test_sampling_and_iterations_follow_the_paper(path: Path, variant):
         assert ratios == ABLATION_RATIOS
     elif len(names) < 8:  # Sec. 4.1 and Table A.2 line 1: equal probabilities
         assert len(set(ratios.values())) == 1
-    else:
+    elif variant is None:
         assert ratios == ALL8_RATIOS
+    else:  # the shapes variants of all8.yaml sample as it does
+        assert ratios == resolved(UNIT / "all8.yaml", "shapes")["training"]["sampler"]["ratios"]
     if variant is None:
         expected = 500_000 if len(names) == 8 or path.parent == UNIT / "ablations" else 150_000 * len(names)
         assert training["max_updates"] == expected
