@@ -178,15 +178,6 @@ def test_draw_predictions_keeps_confident_boxes_or_else_the_best_three(tmp_path,
 
 # ----------------------------------------------------------------------------- a predict run
 
-@pytest.fixture(scope="module")
-def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unimm.data.shapes import generate_shapes
-
-    root = tmp_path_factory.mktemp("data")
-    generate_shapes(root, size="tiny")
-    return root
-
-
 def test_a_predict_run_writes_the_coco_results_and_their_picture(tiny_benchmark: Path, tmp_path: Path):
     from unimm import session
 

@@ -22,15 +22,6 @@ def tool():
     sys.modules.pop(spec.name, None)
 
 
-@pytest.fixture(scope="module")
-def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unimm.data.shapes import generate_shapes
-
-    root = tmp_path_factory.mktemp("data")
-    generate_shapes(root, size="tiny")
-    return root
-
-
 @pytest.fixture
 def readme(tmp_path: Path) -> Path:
     copy = tmp_path / "README.md"

@@ -330,15 +330,6 @@ def test_ablation_model_is_unit_paper_and_unit_bench_written_out():
 
 # ----------------------------------------------------------------------------- a tiny run
 
-@pytest.fixture(scope="module")
-def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unimm.data.shapes import generate_shapes
-
-    root = tmp_path_factory.mktemp("data")
-    generate_shapes(root, size="tiny")
-    return root
-
-
 def test_all8_runs_two_updates_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
     from unimm import session
     from unimm.models.unit import UniT
