@@ -412,7 +412,7 @@ def markdown(tables: dict[str, list[dict[str, Any]]], found: list[dict[str, Any]
             cells.append(f"{fmt(ours, True)} ({fmt(paper, True)})" if ours is not None or paper is not None else "–")
             if ours is not None and paper is not None:
                 measured += 1
-                agree += (ours > 0) == (paper > 0) or ours == paper == 0
+                agree += same_sign(ours, paper)
         lines.append(f"| {item['title']} | " + " | ".join(cells) + f" | {agree}/{measured} |")
     lines += ["", "**Runs** (folders under the script's `--out`)", "",
               "| run | config | updates | evaluated at | wall time (s) | status |", "|---|---|---|---|---|---|"]
@@ -441,6 +441,11 @@ def read_readme(path: Path) -> str:
         raise ConfigError(f"{path}: the markers {BEGIN} and {END} are not there in this order; add them "
                           "where the results table should go")
     return text
+
+
+def same_sign(ours: float, paper: float) -> bool:
+    """Both differences up, both down, or both zero (a zero never agrees with a change)."""
+    return (ours > 0) - (ours < 0) == (paper > 0) - (paper < 0)
 
 
 def report(out: Path, readme: Path, baselines_path: Path | None, setting: str) -> None:

@@ -51,6 +51,11 @@ def test_runs_and_paper_tables_fit_together(tool):
     assert tables["table1"].row(1).paper == (40.6, 3.87, 66.38)
 
 
+def test_signs_agree_only_when_both_move_the_same_way(tool):
+    assert tool.same_sign(0.5, 2.0) and tool.same_sign(-0.1, -3.0) and tool.same_sign(0.0, 0.0)
+    assert not tool.same_sign(0.0, -0.98) and not tool.same_sign(0.2, 0.0) and not tool.same_sign(-1.0, 1.0)
+
+
 def test_a_coco_init_run_brings_the_coco_run(tool, tmp_path: Path):
     assert [r.name for r in tool.select_runs("all8_coco_init", tmp_path)] == ["single_task_coco", "all8_coco_init"]
     default = [r.name for r in tool.select_runs(None, tmp_path)]
