@@ -1,7 +1,7 @@
 """Grammars for the GLUE-style inference tasks: MNLI (matched and mismatched genres) and RTE.
 
-A premise lists what lies at one or two places ("two red circles and a star in the box"); a
-hypothesis claims that something is there, that an exact number is there, or that none is. The
+MNLI premises come in two families, drawn half and half. An "items" premise lists what lies at
+one or two places ("two red circles and a star in the box"); a hypothesis claims that something is there, that an exact number is there, or that none is. The
 premise is read as complete for the items it names and silent about the rest, so:
 
 - entailment: an item named at that place is there, or its exact number is right;
@@ -9,8 +9,18 @@ premise is read as complete for the items it names and silent about the rest, so
 - neutral: any claim about an item the premise does not name at that place (it may be named at
   the other place, so the place must be matched too).
 
-Every hypothesis template occurs with at least two labels, so the hypothesis alone is a weak cue.
-The mismatched genres word their premises in ways never seen in training.
+An "attributes" premise describes one object by two of its colour, size and material; a
+hypothesis restates one of them (entailment), denies one of them (contradiction: "is not red"), or
+affirms or denies the third, which the premise does not give (neutral).
+
+Every hypothesis template occurs with at least two labels, so the hypothesis alone is a weak cue,
+and a bag of words cannot tell which attributes the premise gives. The attributes family needs a
+model to relate a kind of word across the two sentences (the signal QNLI also has); the items
+family needs exact matching of an item and its count across them, which a small transformer
+trained from scratch learns only after several thousand updates (RTE has this family only).
+
+The mismatched genres frame their premises in ways never seen in training, with the words of the
+matched genres.
 """
 from __future__ import annotations
 
@@ -27,15 +37,11 @@ MATCHED_GENRES = {
     "letters": ("Dear friend, I put {items} {prep} the {place}.", "I also put {items} {prep} the {place}."),
     "gallery": ("The painting shows {items} {prep} the {place}.", "It also shows {items} {prep} the {place}."),
 }
+# The mismatched genres frame their premises in ways never seen in training, from words the
+# matched genres use: real MNLI's mismatched genres are new kinds of text, not new vocabulary.
 MISMATCHED_GENRES = {
-    "telephone": (
-        "yeah, um, there's like {items} {prep} the {place}, you know.",
-        "and uh {items} {prep} the {place} too.",
-    ),
-    "report": (
-        "According to the report, {items} were found {prep} the {place}.",
-        "Investigators also found {items} {prep} the {place}.",
-    ),
+    "telephone": ("And I put {items} {prep} the {place}, friend.", "Also I put {items} {prep} the {place}."),
+    "report": ("The inventory shows {items} {prep} the {place}.", "It shows {items} {prep} the {place} also."),
 }
 RTE_GENRES = {
     "news": (
@@ -58,6 +64,14 @@ RTE_HYPOTHESES = {
     "exists": ("{A_noun} was discovered {prep} the {place}.", "Investigators discovered {a_noun} {prep} the {place}."),
     "count": ("Exactly {counted} {was} discovered {prep} the {place}.", "The {place} held exactly {counted}."),
 }
+# attribute -> (affirmed, denied) hypothesis of the "attributes" family.
+ATTRIBUTE_HYPOTHESES = {
+    "colour": ("The {shape} {prep} the {place} is {value}.", "The {shape} {prep} the {place} is not {value}."),
+    "size": ("The {shape} {prep} the {place} is {value}.", "The {shape} {prep} the {place} is not {value}."),
+    "material": ("The {shape} {prep} the {place} is made of {value}.",
+                 "The {shape} {prep} the {place} is not made of {value}."),
+}
+ATTRIBUTES_SHARE = 0.5  # of MNLI premises
 # label -> the hypothesis kinds (and whether they talk about a named item) that give it.
 LABEL_RECIPES = {
     "entailment": (("exists", True), ("count", True)),
@@ -70,7 +84,8 @@ MAX_COUNT = 5  # counts in premises and hypotheses share one range, so no number
 
 ALL_TEMPLATES = (
     tuple(t for family in (MATCHED_GENRES, MISMATCHED_GENRES, RTE_GENRES) for pair in family.values() for t in pair)
-    + tuple(t for family in (MNLI_HYPOTHESES, RTE_HYPOTHESES) for forms in family.values() for t in forms)
+    + tuple(t for family in (MNLI_HYPOTHESES, RTE_HYPOTHESES, ATTRIBUTE_HYPOTHESES)
+            for forms in family.values() for t in forms)
     + ("is", "are", "was", "were")
 )
 
@@ -167,6 +182,41 @@ def validator_labels(rng: np.random.Generator, gold: str, count: int = 4) -> lis
     return [gold if rng.random() < VALIDATOR_AGREEMENT else _pick(rng, others) for _ in range(count)]
 
 
+def _attribute_value(rng: np.random.Generator, attribute: str) -> str:
+    pools = {"colour": tuple(lexicon.COLOURS), "size": tuple(lexicon.SIZES), "material": lexicon.MATERIALS}
+    return _pick(rng, pools[attribute])
+
+
+def attributes_prompt(rng: np.random.Generator, genre: tuple[str, str]) -> tuple[str, list[tuple[str, str]]]:
+    """An "attributes" premise (one object, two of its three attributes) and its three hypotheses.
+
+    Returns:
+        ``(premise, [(hypothesis, label), ...])`` with one hypothesis per label.
+    """
+    shape = _pick(rng, lexicon.SHAPES)
+    place = _pick(rng, lexicon.PLACES)
+    given = [str(a) for a in rng.choice(tuple(ATTRIBUTE_HYPOTHESES), size=2, replace=False)]
+    unsaid = next(a for a in ATTRIBUTE_HYPOTHESES if a not in given)
+    values = {a: _attribute_value(rng, a) for a in given}
+    described = lexicon.with_article(noun(shape=shape, colour=values.get("colour"), size=values.get("size")))
+    if "material" in values:
+        described += f" made of {values['material']}"
+    prep = lexicon.PLACE_PREPOSITIONS[place]
+    premise = genre[0].format(items=described, prep=prep, place=place)
+    claims = {
+        "entailment": (_pick(rng, given), False),
+        "contradiction": (_pick(rng, given), True),
+        "neutral": (unsaid, bool(rng.random() < 0.5)),
+    }
+    pairs = []
+    for label in MNLI_LABELS:
+        attribute, denied = claims[label]
+        value = values.get(attribute) or _attribute_value(rng, attribute)
+        text = ATTRIBUTE_HYPOTHESES[attribute][int(denied)].format(shape=shape, prep=prep, place=place, value=value)
+        pairs.append((text, label))
+    return premise, pairs
+
+
 def mnli_prompt(rng: np.random.Generator, mismatched: bool) -> tuple[str, str, list[tuple[str, str]]]:
     """One premise with three hypotheses (one per label), as MNLI collected them.
 
@@ -175,6 +225,9 @@ def mnli_prompt(rng: np.random.Generator, mismatched: bool) -> tuple[str, str, l
     """
     genres = MISMATCHED_GENRES if mismatched else MATCHED_GENRES
     genre = _pick(rng, tuple(genres))
+    if rng.random() < ATTRIBUTES_SHARE:
+        premise, pairs = attributes_prompt(rng, genres[genre])
+        return genre, premise, pairs
     contents = sample_premise(rng)
     pairs = [(hypothesis(rng, contents, label, MNLI_HYPOTHESES), label) for label in MNLI_LABELS]
     return genre, premise_text(contents, genres[genre]), pairs

@@ -44,7 +44,8 @@ Notes on fidelity:
   Visual Genome answers are written as Visual Genome writes them ("Two.").
 - SNLI-VE: the picture is the premise; `sentence1` is one of the picture's captions.
 - The GLUE-style tasks are generated from grammars over the world's vocabulary; test files carry
-  no labels, as in GLUE. MNLI's mismatched genres word their premises differently from training.
+  no labels, as in GLUE. MNLI's mismatched genres frame their premises differently from
+  training, in the same words.
 - Parse-tree columns (MNLI, SNLI-VE) hold simple right-branching and flat trees, not real parses.
 """
 

@@ -18,6 +18,10 @@ from unimm.data.shapes.writers.files import BenchmarkFolder, rng_for
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SUFFIX_PIECES = ("##s", "##es", "##ed", "##ing", "##ly", "##er", "##est")
 MODEL_MAX_LENGTH = 128
+# Words that earlier format versions wrote and this one no longer does (format 1's MNLI
+# mismatched genres). They stay in the vocabulary so that token ids, and so text encoders and
+# checkpoints trained on earlier versions, stay valid.
+FORMER_WORDS = ("like", "too", "uh", "um", "yeah", "you")
 _PLACEHOLDER = re.compile(r"\{[^}]*\}")
 _WORD = re.compile(r"[a-z0-9]+|[^a-z0-9\s]")
 
@@ -37,11 +41,12 @@ def world_words() -> list[str]:
 
 
 def vocabulary() -> list[str]:
-    """The vocab.txt lines: special tokens, single characters, the world's words, continuation pieces."""
+    """The vocab.txt lines: special tokens, single characters, the world's words (with
+    ``FORMER_WORDS``, in one sorted list), continuation pieces."""
     characters = list(string.punctuation) + list(string.digits) + list(string.ascii_lowercase)
     pieces = ["##" + c for c in string.digits + string.ascii_lowercase] + list(SUFFIX_PIECES)
     tokens = list(SPECIAL_TOKENS)
-    for token in characters + world_words() + pieces:
+    for token in characters + sorted(set(world_words()) | set(FORMER_WORDS)) + pieces:
         if token not in tokens:
             tokens.append(token)
     return tokens
