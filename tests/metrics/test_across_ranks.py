@@ -1,4 +1,4 @@
-"""Two gloo processes: the set criterion's box normaliser and both metrics see every rank."""
+"""Two gloo processes: the set criterion's box normaliser and the metrics see every rank."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,7 @@ import torch.distributed as tdist
 from tests.helpers import free_port, spawn_ranks
 from tests.metrics.test_coco_map import FakeDetection, batch, model_output
 from tests.metrics.test_vqa_accuracy import FakeVQA, logits_for
+from unimm.metrics.accuracy import accuracy
 from unimm.metrics.coco_map import coco_map, evaluate_boxes
 from unimm.metrics.vqa_accuracy import vqa_accuracy
 from unimm.modules.set_criterion import average_box_count
@@ -45,6 +46,13 @@ def worker(rank: int, port: int) -> None:
         metric = vqa_accuracy(FakeVQA(), name="vqa2")
         metric.update({"answers": answers}, {"logits": logits_for(*["2"] * len(answers))})
         assert metric.compute()["vqa_accuracy"] == pytest.approx(1.3 / 3)
+
+        # per-class recalls add up the ranks' counts: class 1 is right once on each rank
+        labels = torch.tensor([0, 1] if rank == 0 else [1, 1])
+        predicted = torch.tensor([0, 1] if rank == 0 else [1, 0])
+        per_class = accuracy(per_class=True)
+        per_class.update({"label": labels}, {"logits": torch.nn.functional.one_hot(predicted, 2).float()})
+        assert per_class.compute() == {"accuracy": 0.75, "recall/0": 1.0, "recall/1": pytest.approx(2 / 3)}
     finally:
         tdist.destroy_process_group()
 

@@ -11,28 +11,56 @@ from unimm.training import distributed as dist
 
 @METRICS.register()
 class accuracy:  # noqa: N801 (registered name == builder name)
-    """Fraction of samples whose arg-max logit equals the label.
+    """Fraction of samples whose arg-max logit equals the label, and optionally each class's recall.
 
     Args:
         logits_key: output entry with logits ``[B, C]``.
         target_key: batch entry with labels ``[B]`` (ints; negative labels are ignored).
+        per_class: also report ``recall/<label>``, the accuracy on the samples of each class
+            (named by the dataset's ``info()["labels"]``, else by index). It tells a model that
+            reads only the text of an entailment task (perfect on "neutral", never right on
+            "contradiction") from one that uses the picture at the same accuracy.
+        dataset: the evaluated dataset (run time), for the label names.
     """
 
-    def __init__(self, logits_key: str = "logits", target_key: str = "label") -> None:
+    def __init__(self, logits_key: str = "logits", target_key: str = "label", per_class: bool = False,
+                 dataset: Any = None) -> None:
         self.logits_key, self.target_key = logits_key, target_key
+        self.per_class = per_class
+        info = dataset.info() if dataset is not None and hasattr(dataset, "info") else {}
+        self.labels = [str(label) for label in info.get("labels") or ()]
         self.reset()
 
     def reset(self) -> None:
         self.correct = 0
         self.total = 0
+        self.per_class_counts = torch.zeros(2, len(self.labels), dtype=torch.float64)  # [right; seen] per class
 
     def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
         labels = batch[self.target_key]
         keep = labels >= 0
-        pred = output[self.logits_key].argmax(dim=-1)
-        self.correct += int((pred[keep] == labels[keep]).sum())
+        logits = output[self.logits_key]
+        pred = logits.argmax(dim=-1)
+        right = pred[keep] == labels[keep]
+        self.correct += int(right.sum())
         self.total += int(keep.sum())
+        if self.per_class:
+            classes = logits.shape[-1]  # the same on every rank, so the sums line up
+            if self.per_class_counts.shape[1] < classes:
+                grown = torch.zeros(2, classes, dtype=torch.float64)
+                grown[:, : self.per_class_counts.shape[1]] = self.per_class_counts
+                self.per_class_counts = grown
+            kept = labels[keep].long().cpu()
+            self.per_class_counts[0].index_add_(0, kept, right.double().cpu())
+            self.per_class_counts[1].index_add_(0, kept, torch.ones(len(kept), dtype=torch.float64))
 
     def compute(self) -> dict[str, float]:
         counts = dist.all_reduce_sum(torch.tensor([self.correct, self.total], dtype=torch.float64))
-        return {"accuracy": float(counts[0] / counts[1]) if counts[1] > 0 else 0.0}
+        result = {"accuracy": float(counts[0] / counts[1]) if counts[1] > 0 else 0.0}
+        if self.per_class:
+            per = dist.all_reduce_sum(self.per_class_counts)
+            for c in range(per.shape[1]):
+                if per[1, c] > 0:
+                    name = self.labels[c] if c < len(self.labels) else str(c)
+                    result[f"recall/{name}"] = float(per[0, c] / per[1, c])
+        return result
