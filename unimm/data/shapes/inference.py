@@ -1,8 +1,9 @@
 """Grammars for the GLUE-style inference tasks: MNLI (matched and mismatched genres) and RTE.
 
 MNLI premises come in two families, drawn half and half. An "items" premise lists what lies at
-one or two places ("two red circles and a star in the box"); a hypothesis claims that something is there, that an exact number is there, or that none is. The
-premise is read as complete for the items it names and silent about the rest, so:
+one or two places ("two red circles and a star in the box"); a hypothesis claims that something
+is there, that an exact number is there, or that none is. The premise is read as complete for
+the items it names and silent about the rest, so:
 
 - entailment: an item named at that place is there, or its exact number is right;
 - contradiction: the number of a named item is wrong, or a named item is said to be absent;
