@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 
 from unimm.registry import METRICS
 from unimm.training import distributed as dist
@@ -45,14 +46,11 @@ class accuracy:  # noqa: N801 (registered name == builder name)
         self.correct += int(right.sum())
         self.total += int(keep.sum())
         if self.per_class:
-            classes = logits.shape[-1]  # the same on every rank, so the sums line up
-            if self.per_class_counts.shape[1] < classes:
-                grown = torch.zeros(2, classes, dtype=torch.float64)
-                grown[:, : self.per_class_counts.shape[1]] = self.per_class_counts
-                self.per_class_counts = grown
-            kept = labels[keep].long().cpu()
-            self.per_class_counts[0].index_add_(0, kept, right.double().cpu())
-            self.per_class_counts[1].index_add_(0, kept, torch.ones(len(kept), dtype=torch.float64))
+            kept, classes = labels[keep].long().cpu(), logits.shape[-1]  # same width on every rank
+            seen = torch.stack([torch.bincount(kept, weights=right.cpu().double(), minlength=classes),
+                                torch.bincount(kept, minlength=classes).double()])
+            grow = seen.shape[1] - self.per_class_counts.shape[1]
+            self.per_class_counts = F.pad(self.per_class_counts, (0, max(grow, 0))) + seen
 
     def compute(self) -> dict[str, float]:
         counts = dist.all_reduce_sum(torch.tensor([self.correct, self.total], dtype=torch.float64))

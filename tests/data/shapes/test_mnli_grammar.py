@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from unimm.data.shapes import inference, lexicon
+from unimm.data.shapes import inference
 from unimm.data.shapes.writers.text_files import FORMER_WORDS, vocabulary, world_words
 
 ROOT = Path(__file__).resolve().parents[3]
 WORDS = re.compile(r"[a-z]+")
-POOLS = {"colour": tuple(lexicon.COLOURS), "size": tuple(lexicon.SIZES), "material": lexicon.MATERIALS}
+POOLS = inference.ATTRIBUTE_VALUES
 
 
 def attribute_label(premise: str, hypothesis: str) -> str:

@@ -72,6 +72,7 @@ ATTRIBUTE_HYPOTHESES = {
     "material": ("The {shape} {prep} the {place} is made of {value}.",
                  "The {shape} {prep} the {place} is not made of {value}."),
 }
+ATTRIBUTE_VALUES = {"colour": tuple(lexicon.COLOURS), "size": tuple(lexicon.SIZES), "material": lexicon.MATERIALS}
 ATTRIBUTES_SHARE = 0.5  # of MNLI premises
 # label -> the hypothesis kinds (and whether they talk about a named item) that give it.
 LABEL_RECIPES = {
@@ -183,11 +184,6 @@ def validator_labels(rng: np.random.Generator, gold: str, count: int = 4) -> lis
     return [gold if rng.random() < VALIDATOR_AGREEMENT else _pick(rng, others) for _ in range(count)]
 
 
-def _attribute_value(rng: np.random.Generator, attribute: str) -> str:
-    pools = {"colour": tuple(lexicon.COLOURS), "size": tuple(lexicon.SIZES), "material": lexicon.MATERIALS}
-    return _pick(rng, pools[attribute])
-
-
 def attributes_prompt(rng: np.random.Generator, genre: tuple[str, str]) -> tuple[str, list[tuple[str, str]]]:
     """An "attributes" premise (one object, two of its three attributes) and its three hypotheses.
 
@@ -198,7 +194,7 @@ def attributes_prompt(rng: np.random.Generator, genre: tuple[str, str]) -> tuple
     place = _pick(rng, lexicon.PLACES)
     given = [str(a) for a in rng.choice(tuple(ATTRIBUTE_HYPOTHESES), size=2, replace=False)]
     unsaid = next(a for a in ATTRIBUTE_HYPOTHESES if a not in given)
-    values = {a: _attribute_value(rng, a) for a in given}
+    values = {a: _pick(rng, ATTRIBUTE_VALUES[a]) for a in given}
     described = lexicon.with_article(noun(shape=shape, colour=values.get("colour"), size=values.get("size")))
     if "material" in values:
         described += f" made of {values['material']}"
@@ -212,7 +208,7 @@ def attributes_prompt(rng: np.random.Generator, genre: tuple[str, str]) -> tuple
     pairs = []
     for label in MNLI_LABELS:
         attribute, denied = claims[label]
-        value = values.get(attribute) or _attribute_value(rng, attribute)
+        value = values.get(attribute) or _pick(rng, ATTRIBUTE_VALUES[attribute])
         text = ATTRIBUTE_HYPOTHESES[attribute][int(denied)].format(shape=shape, prep=prep, place=place, value=value)
         pairs.append((text, label))
     return premise, pairs
@@ -227,8 +223,7 @@ def mnli_prompt(rng: np.random.Generator, mismatched: bool) -> tuple[str, str, l
     genres = MISMATCHED_GENRES if mismatched else MATCHED_GENRES
     genre = _pick(rng, tuple(genres))
     if rng.random() < ATTRIBUTES_SHARE:
-        premise, pairs = attributes_prompt(rng, genres[genre])
-        return genre, premise, pairs
+        return (genre, *attributes_prompt(rng, genres[genre]))
     contents = sample_premise(rng)
     pairs = [(hypothesis(rng, contents, label, MNLI_HYPOTHESES), label) for label in MNLI_LABELS]
     return genre, premise_text(contents, genres[genre]), pairs
