@@ -24,7 +24,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -35,6 +35,7 @@ from unimm.utils.fileio import atomic_write_text  # noqa: E402
 BEGIN, END = "<!-- reproduce_unit:begin -->", "<!-- reproduce_unit:end -->"
 VARIANT = "shapes"
 RUN_RECORD = "reproduce.json"  # what this script notes in a run folder (config, updates, wall time, status)
+BACKBONE_RUN = "shapes_backbone"  # the pretrained trunk of every run with pictures (configs/shapes/backbone.yaml)
 
 # Our metric key -> the benchmark's task name in baselines.json (as all8.yaml's baseline_table).
 BASELINE_TASKS = {
@@ -204,7 +205,7 @@ def select_runs(only: str | None, out: Path) -> list[Run]:
 
 def overrides_for(run: Run, args: argparse.Namespace, out: Path) -> list[str]:
     """Command-line overrides of one run (its folder, the data, the updates, the COCO model)."""
-    items = [f"env.save_dir={out / run.name}"]
+    items = [f"env.save_dir={out / run.name}", f"vars.backbone_run={out / BACKBONE_RUN}"]
     if args.data_dir is not None:
         items.append(f"env.data_dir={args.data_dir}")
     if args.size is not None:
@@ -270,6 +271,22 @@ def carry_out(run: Run, cfg: dict[str, Any], text: str, folder: Path) -> dict[st
     record["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_text(folder / RUN_RECORD, json.dumps(record, indent=1) + "\n")
     return record
+
+
+def train_backbone(configs: Iterable[dict[str, Any]], out: Path) -> None:
+    """Train the runs' shared backbone stage up front when one needs it and it is absent, so
+    that no run's wall time includes it (a run would otherwise train it first by itself)."""
+    from unimm.session import ensure_init_run, setup_logging
+
+    target = out / BACKBONE_RUN / "checkpoints" / "last"
+    needing = next((cfg for cfg in configs if cfg["checkpoint"]["init_from"] == str(target)), None)
+    if needing is None or target.exists():
+        return
+    setup_logging("info", None)
+    print(f"== {BACKBONE_RUN}: {needing['checkpoint']['init_run']['config']} -> {out / BACKBONE_RUN}", flush=True)
+    start = time.perf_counter()
+    ensure_init_run(needing)
+    print(f"== {BACKBONE_RUN}: finished in {time.perf_counter() - start:.1f}s", flush=True)
 
 
 # ----------------------------------------------------------------------------- collect
@@ -484,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setting = (f"benchmark size {any_cfg['env']['benchmark']['size']}, "
                + (f"{args.updates} updates per run" if args.updates else "each config's updates"))
     failed = []
+    train_backbone(configs.values(), out)
     for run in runs:
         if run.needs in failed:
             print(f"== {run.name}: skipped, {run.needs} failed")

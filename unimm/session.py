@@ -47,12 +47,68 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
         atomic_write_text(folder / "config.yaml", text)
     log = logging.getLogger("unimm")
     log.info("run folder: %s", folder.resolve())
-    if cfg["env"]["benchmark"]["generate"]:
-        if dist.is_main_process():
-            ensure_benchmark(cfg["env"]["data_dir"], **{k: v for k, v in cfg["env"]["benchmark"].items()
-                                                        if k != "generate"})
-        dist.barrier()
+    if dist.is_main_process():
+        generate_benchmark_if_asked(cfg)
+    dist.barrier()
+    ensure_init_run(cfg)
     return run(cfg)
+
+
+def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
+    """Train ``checkpoint.init_run`` first when ``checkpoint.init_from`` does not exist yet.
+
+    A pretraining stage written as a config of its own: the run it describes is trained in
+    this process (every rank takes part, as in any run), with this run's ``env.data_dir``,
+    ``env.benchmark`` and ``env.device`` and the stage's own ``overrides``, into the ``env.save_dir`` of its
+    config; ``init_from`` must name a checkpoint that run writes (usually
+    ``<its save_dir>/checkpoints/last``). An existing ``init_from`` is used as it is, so the
+    stage runs once and later runs share it. Stages may have stages of their own.
+    """
+    from unimm.training import distributed as dist
+    from unimm.training.trainer import run
+
+    checkpoint = cfg["checkpoint"]
+    stage = checkpoint["init_run"]
+    if not stage["config"]:
+        return
+    if not checkpoint["init_from"]:
+        raise ConfigError("checkpoint.init_run is set but checkpoint.init_from is not; set init_from to the "
+                          "checkpoint that run writes, e.g. <its env.save_dir>/checkpoints/last")
+    target = Path(checkpoint["init_from"])
+    log = logging.getLogger("unimm")
+    if target.exists():
+        log.info("init_run: %s exists; not training %s again (delete it to retrain)", target, stage["config"])
+        return
+    config = str(stage["config"])
+    if config in stack:
+        raise ConfigError(f"checkpoint.init_run forms a cycle: {' -> '.join((*stack, config))}")
+    env = cfg["env"]
+    overrides = [f"env.data_dir={env['data_dir']}", f"env.device={env['device']}",
+                 *(f"env.benchmark.{key}={value}" for key, value in env["benchmark"].items()), *stage["overrides"]]
+    sub, text = prepare(config, overrides, variant=stage["variant"])
+    if sub["run_type"] not in ("train", "train_val"):
+        raise ConfigError(f"checkpoint.init_run: {config} has run_type={sub['run_type']}; a stage that makes "
+                          "init_from must train (run_type=train or train_val)")
+    folder = Path(sub["env"]["save_dir"])
+    log.info("init_run: %s is absent; training %s into %s first", target, config, folder)
+    if dist.is_main_process():
+        atomic_write_text(folder / "config.yaml", text)
+        generate_benchmark_if_asked(sub)
+    dist.barrier()
+    ensure_init_run(sub, (*stack, config))
+    run(sub)
+    dist.barrier()
+    if not target.exists():
+        raise ConfigError(f"checkpoint.init_run trained {config} into {folder}, but checkpoint.init_from={target} "
+                          f"is still absent; point init_from at {folder / 'checkpoints' / 'last'}")
+    log.info("init_run: done; the run goes on from %s", target)
+
+
+def generate_benchmark_if_asked(cfg: dict[str, Any]) -> None:
+    """``ensure_benchmark`` with the run's ``env.benchmark`` settings when ``generate`` is set."""
+    settings = cfg["env"]["benchmark"]
+    if settings["generate"]:
+        ensure_benchmark(cfg["env"]["data_dir"], **{k: v for k, v in settings.items() if k != "generate"})
 
 
 def ensure_benchmark(data_dir: str, size: str, seed: int) -> None:

@@ -43,9 +43,11 @@ def worker(rank: int, port: int) -> None:
 
         # rank 0: a 1.0 question; rank 1: a 0.3 and a 0.0 question
         answers = [["2"] * 10] if rank == 0 else [["2"] + ["no"] * 9, ["yes"] * 10]
-        metric = vqa_accuracy(FakeVQA(), name="vqa2")
-        metric.update({"answers": answers}, {"logits": logits_for(*["2"] * len(answers))})
-        assert metric.compute()["vqa_accuracy"] == pytest.approx(1.3 / 3)
+        metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True)
+        types = ["number"] if rank == 0 else ["number", "yes/no"]
+        metric.update({"answers": answers, "answer_type": types}, {"logits": logits_for(*["2"] * len(answers))})
+        assert metric.compute() == pytest.approx({"vqa_accuracy": 1.3 / 3, "vqa_accuracy/number": 1.3 / 2,
+                                                  "vqa_accuracy/yes_no": 0.0})
 
         # per-class recalls add up the ranks' counts: class 1 is right once on each rank
         labels = torch.tensor([0, 1] if rank == 0 else [1, 1])

@@ -61,3 +61,25 @@ def test_missing_answers_name_the_key():
     metric = vqa_accuracy(FakeVQA(), name="vqa2")
     with pytest.raises(KeyError, match="'answers'"):
         metric.update({}, {"logits": logits_for("2")})
+
+
+def test_per_answer_type_accuracy_as_the_official_per_answer_type():
+    metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True)
+    humans = ["2"] * 10
+    metric.update({"answers": [humans, ["yes"] * 10, ["no"] * 10, ["dog"] * 2 + ["cat"] * 8],
+                   "answer_type": ["number", "yes/no", "yes/no", "other"]},
+                  {"logits": logits_for("2", "yes", "yes", "dog")})
+    metric.update({"answers": [["2"] * 10], "answer_type": [""]}, {"logits": logits_for("no")})  # no type
+    result = metric.compute()
+    assert result["vqa_accuracy/number"] == 1.0
+    assert result["vqa_accuracy/yes_no"] == 0.5
+    assert result["vqa_accuracy/other"] == pytest.approx(0.6)  # 2 of 10 humans: 0.6 (leave-one-out average)
+    assert result["vqa_accuracy"] == pytest.approx((1 + 1 + 0 + 0.6 + 0) / 5)
+    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes_no", "vqa_accuracy/other"}
+    assert set(vqa_accuracy(FakeVQA(), name="vqa2").compute()) == {"vqa_accuracy"}  # off by default
+
+
+def test_per_answer_type_without_types_in_the_batch_names_the_key():
+    metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True)
+    with pytest.raises(KeyError, match="answer_type"):
+        metric.update({"answers": [["2"] * 10]}, {"logits": logits_for("2")})

@@ -101,3 +101,22 @@ def test_one_tiny_run_fills_the_readme_table(tool, tiny_benchmark: Path, readme:
     assert single.rstrip(" |").endswith(f"{accuracy:.2f} / 91.63")  # ours / the paper's (Table 3 line 1)
     assert "| single_task_sst2 | `projects/unit/single_task/sst2.yaml` | 2 | 2 |" in section
     assert (out / "results.md").read_text() == section.lstrip("\n")
+
+
+def test_the_backbone_stage_is_trained_once_up_front_into_the_out_folder(tool, tiny_benchmark: Path, readme: Path,
+                                                                          tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    stage = out / tool.BACKBONE_RUN
+    quick = (f"checkpoint.init_run.overrides=[env.save_dir={stage},training.max_updates=2,scheduler.warmup_steps=0,"
+             "evaluation.max_batches=1]")
+    args = ["--updates", "2", "--size", "tiny", "--data-dir", str(tiny_benchmark), "--out", str(out),
+            "--readme", str(readme), "--set", "env.device=cpu", "--set", "evaluation.max_batches=2", "--set", quick]
+    assert tool.main(["--only", "single_task_snli_ve", *args]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index(f"== {tool.BACKBONE_RUN}: finished") < printed.index("== single_task_snli_ve:")
+    made = (stage / "checkpoints" / "last").stat().st_mtime_ns
+    saved = (out / "single_task_snli_ve" / "config.yaml").read_text()
+    assert f"init_from: {stage}/checkpoints/last" in saved
+    assert tool.main(["--only", "single_task_vqa2", *args]) == 0  # a second picture run reuses it
+    assert f"== {tool.BACKBONE_RUN}" not in capsys.readouterr().out
+    assert (stage / "checkpoints" / "last").stat().st_mtime_ns == made

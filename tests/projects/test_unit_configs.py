@@ -50,7 +50,9 @@ def is_runnable(path: Path) -> bool:
 
 RUNNABLE = [p for p in ALL_YAML if is_runnable(p)]
 PARTS = [p for p in ALL_YAML if not is_runnable(p)]
-UNIT_RUNNABLE = [p for p in RUNNABLE if UNIT in p.parents]
+# UniT runs; configs/ holds the parts they include (shapes/backbone.yaml, the benchmark's backbone
+# pretraining, is also runnable on its own)
+UNIT_RUNNABLE = [p for p in RUNNABLE if UNIT in p.parents and UNIT / "configs" not in p.parents]
 UNIT_MULTI = [p for p in UNIT_RUNNABLE if p.parent != UNIT / "single_task"]
 
 
@@ -62,7 +64,8 @@ def own_variants(path: Path) -> list[str]:
 def cases() -> list[Any]:
     found = []
     for path in RUNNABLE:
-        variants = [None, "shapes"] if UNIT in path.parents else [None, *own_variants(path)]
+        paper_and_shapes = UNIT in path.parents and UNIT / "configs" not in path.parents  # configs/: building blocks
+        variants = [None, "shapes"] if paper_and_shapes else [None, *own_variants(path)]
         found += [pytest.param(path, v, id=f"{rel(path)}-{v or 'paper'}") for v in variants]
     return found
 
@@ -248,6 +251,42 @@ def test_shapes_variant_reads_the_embedded_benchmark(path: Path):
     assert paths and all(str(v).startswith(f"{DATA}/shapes/") for v in paths.values()), paths
     model = cfg["model"]
     assert model["type"] == "unit_bench" or (model["type"] == "unit" and model["image_encoder"]["backbone"] == "tiny")
+
+
+BACKBONE_STAGE = UNIT / "configs" / "shapes" / "backbone.yaml"
+PICTURE_DATASETS = {"coco", "vg", "vqa2", "snli_ve"}
+
+
+@pytest.mark.parametrize("path", UNIT_RUNNABLE, ids=[rel(p) for p in UNIT_RUNNABLE])
+def test_shapes_runs_with_pictures_start_from_the_pretrained_backbone_or_the_coco_model(path: Path):
+    cfg = resolved(path, "shapes", (f"env.data_dir={DATA}",))
+    checkpoint = cfg["checkpoint"]
+    if not PICTURE_DATASETS & set(cfg["datasets"]):
+        assert checkpoint["init_from"] is None and checkpoint["init_run"]["config"] is None
+        return
+    stage = resolved(Path(checkpoint["init_run"]["config"]), checkpoint["init_run"]["variant"],
+                     (f"env.data_dir={DATA}", *checkpoint["init_run"]["overrides"]))
+    assert checkpoint["init_from"] == f"{stage['env']['save_dir']}/checkpoints/last"  # the stage writes it
+    if "coco_init" in path.name:
+        assert Path(checkpoint["init_run"]["config"]) == SINGLE_TASK_COCO
+        assert r"^image_encoder\." in checkpoint["init_include"]  # the whole image encoder, as Sec. 4.2
+    else:
+        assert Path(checkpoint["init_run"]["config"]) == BACKBONE_STAGE
+        assert checkpoint["init_include"] == [r"^image_encoder\.backbone\."]  # the trunk only
+
+
+def test_the_backbone_stage_trains_unit_benchs_trunk_on_the_imagefolder():
+    from unimm.models.unit_presets import BENCH
+
+    cfg = resolved(BACKBONE_STAGE, None, (f"env.data_dir={DATA}",))
+    model = cfg["model"]
+    assert model["type"] == "backbone_classifier"
+    assert (model["backbone"], model["dilation"], model["frozen_batch_norm"], model["trainable_stages"]) == (
+        BENCH.backbone, BENCH.dilation, BENCH.frozen_batch_norm, BENCH.trainable_stages)
+    assert cfg["datasets"]["imagefolder"]["data_dir"] == f"{DATA}/shapes/imagefolder"
+    assert cfg["checkpoint"]["init_run"]["config"] is None and cfg["run_type"] in ("train", "train_val")
+    runs = {resolved(p, v)["env"]["save_dir"] for p in UNIT_RUNNABLE for v in (None, "shapes")}
+    assert cfg["env"]["save_dir"] not in runs
 
 
 def test_every_run_has_its_own_folder():

@@ -8,7 +8,9 @@ work) and merged as plain containers. Two merge rules differ from a plain deep m
   old builder do not leak into the new one.
 
 Relative ``env.user_dir`` entries are resolved against the folder of the file that sets
-them, so a project's configs find the project's code from any working directory.
+them, so a project's configs find the project's code from any working directory; so is
+``checkpoint.init_run.config`` (looked up beside that file first, then from the working dir,
+as includes are).
 
 A file may declare named ``variants``: blocks of keys (with their own ``includes:``) that
 ``variant=<name>`` on the command line layers over the composed file, before the
@@ -71,8 +73,8 @@ def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
     variants = own.get("variants")
     if variants is not None and not (isinstance(variants, dict) and all(isinstance(v, dict) for v in variants.values())):
         raise ConfigError("'variants' must map each name to a block of keys", source=str(path))
-    for block in (variants or {}).values():  # their includes and user_dir are relative to this file
-        absolutize_user_dir(block, path.parent)
+    for block in (variants or {}).values():  # their includes and paths are relative to this file
+        absolutize_paths(block, path.parent)
         if "includes" in block:  # a block without includes keeps those of the same variant it extends
             block["includes"] = [str(find_config(Path(str(i)), path.parent)) for i in as_list(block["includes"], path)]
     return compose_content(own, path.parent, (*stack, path))
@@ -80,7 +82,7 @@ def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
 
 def compose_content(own: dict[str, Any], folder: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
     """``own`` (a file's or a variant's keys) on top of its includes, merged in order."""
-    absolutize_user_dir(own, folder)
+    absolutize_paths(own, folder)
     result: dict[str, Any] = {}
     for inc in as_list(own.pop("includes", None), stack[-1] if stack else None):
         result = merge(result, compose(Path(str(inc)), stack))
@@ -119,13 +121,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return OmegaConf.to_container(loaded, resolve=False)  # type: ignore[return-value]
 
 
-def absolutize_user_dir(content: dict[str, Any], base: Path) -> None:
+def absolutize_paths(content: dict[str, Any], base: Path) -> None:
+    """Make the file-relative paths of ``content`` absolute: ``env.user_dir`` entries and
+    ``checkpoint.init_run.config`` (interpolated or absolute values are kept)."""
     env = content.get("env")
-    if not isinstance(env, dict) or not env.get("user_dir"):
-        return
-    dirs = env["user_dir"]
-    as_list = [dirs] if isinstance(dirs, str) else list(dirs)
-    env["user_dir"] = [d if "${" in d or os.path.isabs(d) else str((base / d).resolve()) for d in as_list]
+    if isinstance(env, dict) and env.get("user_dir"):
+        dirs = env["user_dir"]
+        as_list = [dirs] if isinstance(dirs, str) else list(dirs)
+        env["user_dir"] = [d if "${" in d or os.path.isabs(d) else str((base / d).resolve()) for d in as_list]
+    checkpoint = content.get("checkpoint")
+    init_run = checkpoint.get("init_run") if isinstance(checkpoint, dict) else None
+    config = init_run.get("config") if isinstance(init_run, dict) else None
+    if isinstance(config, str) and "${" not in config and not os.path.isabs(config):
+        beside = base / config
+        if beside.is_file():  # else it stays relative to the working dir, where it is looked up at run time
+            init_run["config"] = str(beside.resolve())
 
 
 def merge(base: Any, update: Any) -> Any:

@@ -16,13 +16,15 @@ from unimm.data.vqa_normalize import answer_scores
 
 @dataclass(frozen=True)
 class VqaQuestion:
-    """One question; ``answers`` are the raw human answers (empty on a test split)."""
+    """One question; ``answers`` are the raw human answers (empty on a test split);
+    ``answer_type`` is VQAv2's "yes/no" / "number" / "other", or None when not annotated."""
 
     question_id: int
     image_id: int
     image_path: Path
     question: str
     answers: tuple[str, ...]
+    answer_type: str | None = None
 
 
 class VqaDataset(Dataset):
@@ -31,7 +33,8 @@ class VqaDataset(Dataset):
     Samples hold ``image`` ``[3, H, W]``, ``input_ids`` / ``token_type_ids`` ``[T]``,
     ``answer_scores`` ``[A]`` (answers outside the vocabulary score nowhere; a question
     none of whose answers is in the vocabulary has all zeros), ``answers`` (the raw human
-    answers, for the official accuracy), ``question_id`` and ``image_id``.
+    answers, for the official accuracy), ``answer_type`` ("" when not annotated),
+    ``question_id`` and ``image_id``.
     """
 
     task_type = "vqa"
@@ -58,6 +61,7 @@ class VqaDataset(Dataset):
             "token_type_ids": text["token_type_ids"],
             "answer_scores": self.vocab.target(answer_scores(q.answers) if q.answers else {}),
             "answers": list(q.answers),
+            "answer_type": q.answer_type or "",
             "question_id": q.question_id,
             "image_id": q.image_id,
         }

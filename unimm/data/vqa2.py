@@ -41,17 +41,23 @@ def read_questions(path: Path) -> list[tuple[int, int, str]]:
     return out
 
 
-def read_annotations(path: Path) -> dict[int, tuple[str, ...]]:
-    """question_id -> the human answers (ten in VQAv2)."""
-    out = {}
+def read_annotations(path: Path) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
+    """``(question_id -> the human answers (ten in VQAv2), question_id -> answer_type)``.
+
+    ``answer_type`` ("yes/no", "number" or "other" in VQAv2) is optional: questions whose
+    annotation lacks it are absent from the second mapping.
+    """
+    answers, answer_types = {}, {}
     for i, a in enumerate(json_list(read_json(path), "annotations", path)):
         where = f"{path}, annotations[{i}]"
-        answers = field(a, "answers", where, list)
-        if not answers:
+        given = field(a, "answers", where, list)
+        if not given:
             raise ConfigError(f"{where}: field 'answers' is empty")
-        out[field(a, "question_id", where, int)] = tuple(
-            field(ans, "answer", f"{where}.answers[{j}]", str) for j, ans in enumerate(answers))
-    return out
+        question_id = field(a, "question_id", where, int)
+        answers[question_id] = tuple(field(ans, "answer", f"{where}.answers[{j}]", str) for j, ans in enumerate(given))
+        if "answer_type" in a:
+            answer_types[question_id] = field(a, "answer_type", where, str)
+    return answers, answer_types
 
 
 def answer_counts(annotations: Mapping[int, tuple[str, ...]]) -> Counter[str]:
@@ -61,7 +67,7 @@ def answer_counts(annotations: Mapping[int, tuple[str, ...]]) -> Counter[str]:
 
 @functools.lru_cache(maxsize=4)
 def _cached_vocab(path: str, modified_ns: int, size: int) -> AnswerVocab:
-    return AnswerVocab.from_counts(answer_counts(read_annotations(Path(path))), size)
+    return AnswerVocab.from_counts(answer_counts(read_annotations(Path(path))[0]), size)
 
 
 def train_answer_vocab(train_annotations: Path, size: int) -> AnswerVocab:
@@ -118,7 +124,8 @@ def vqa2(
         A VQA dataset: batches hold ``image`` ``[B, 3, H, W]``, ``pixel_mask`` ``[B, H, W]``,
         ``input_ids`` / ``attention_mask`` / ``token_type_ids`` ``[B, T]``,
         ``answer_scores`` ``[B, A]`` (``min(#matches / 3, 1)``), ``answers`` (B lists of
-        raw answers), ``question_id`` / ``image_id`` ``[B]``.
+        raw answers), ``answer_type`` (B strings, "" where the annotations give none),
+        ``question_id`` / ``image_id`` ``[B]``.
     """
     names = split_names or VQA2_SPLITS
     official, train_official = split_file(names, split, name), split_file(names, "train", name)
@@ -129,7 +136,10 @@ def vqa2(
         needed.append(annotations_path(root, official))
     needed.append(root / answer_vocab_file if answer_vocab_file else annotations_path(root, train_official))
     require_files(dict.fromkeys(needed), "vqa2")
-    answers = read_annotations(annotations_path(root, official)) if has_annotations(official) else {}
+    answers: dict[int, tuple[str, ...]] = {}
+    answer_types: dict[int, str] = {}
+    if has_annotations(official):
+        answers, answer_types = read_annotations(annotations_path(root, official))
     if answer_vocab_file:
         vocab = AnswerVocab.from_file(root / answer_vocab_file)
     elif official == train_official:
@@ -141,7 +151,8 @@ def vqa2(
         if answers and question_id not in answers:
             raise ConfigError(f"{annotations_path(root, official)}: no annotation for question_id {question_id}")
         path = images_root / official / f"COCO_{official}_{image_id:012d}.jpg"
-        questions.append(VqaQuestion(question_id, image_id, path, text, answers.get(question_id, ())))
+        questions.append(VqaQuestion(question_id, image_id, path, text, answers.get(question_id, ()),
+                                     answer_types.get(question_id)))
     if check_images:
         require_images((q.image_path for q in questions), name)
     return VqaDataset(questions, vocab, tokenizer, choose_transform(split, train_transform, eval_transform),

@@ -1,6 +1,7 @@
 """VQA accuracy as the official VQA evaluation computes it (Antol et al., 2015; VQAv2)."""
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Sequence
 
 from unimm.config.errors import ConfigError
@@ -25,20 +26,28 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
         name: the dataset's config key (run time).
         logits_key: output entry with logits ``[B, A]``.
         answers_key: batch entry with the human answers: B lists of (usually 10) strings.
+        per_answer_type: also report the accuracy of each answer type as
+            ``vqa_accuracy/<type>`` ("yes/no" is written ``yes_no``), as the official
+            evaluation's ``perAnswerType``; the batch must hold ``answer_type`` (B strings,
+            VQAv2's "yes/no", "number", "other"). Questions without a type count only in
+            the overall accuracy.
     """
 
-    def __init__(self, dataset: Any, name: str = "", logits_key: str = "logits", answers_key: str = "answers") -> None:
+    def __init__(self, dataset: Any, name: str = "", logits_key: str = "logits", answers_key: str = "answers",
+                 per_answer_type: bool = False) -> None:
         info = dataset.info()
         if "answer_vocab" not in info:
             raise ConfigError(f"vqa_accuracy on dataset '{name}': its info() has no 'answer_vocab' "
                               "(the answer string of each logit); use a VQA dataset")
         self.vocab: list[str] = list(info["answer_vocab"])
         self.name, self.logits_key, self.answers_key = name, logits_key, answers_key
+        self.per_answer_type = per_answer_type
         self.reset()
 
     def reset(self) -> None:
         self.total_score = 0.0
         self.count = 0
+        self.by_type: dict[str, list[float]] = {}  # answer type -> [score sum, questions]
 
     def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
         answers: Sequence[Sequence[str]] | None = batch.get(self.answers_key)
@@ -49,11 +58,34 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
         if logits.shape[-1] != len(self.vocab):
             raise ValueError(f"vqa_accuracy: logits have {logits.shape[-1]} answers but answer_vocab has "
                              f"{len(self.vocab)}")
-        for index, humans in zip(logits.argmax(dim=-1).tolist(), answers):
-            self.total_score += answer_accuracy(self.vocab[index], list(humans))
+        types: Sequence[str] = [""] * len(answers)
+        if self.per_answer_type:
+            types = batch.get("answer_type")
+            if types is None:
+                raise KeyError(f"vqa_accuracy on dataset '{self.name}': per_answer_type needs the batch's "
+                               "'answer_type' (from the annotations' answer_type field); set "
+                               "per_answer_type=false for a dataset without it")
+        for index, humans, kind in zip(logits.argmax(dim=-1).tolist(), answers, types):
+            score = answer_accuracy(self.vocab[index], list(humans))
+            self.total_score += score
             self.count += 1
+            if kind:
+                tally = self.by_type.setdefault(kind, [0.0, 0])
+                tally[0] += score
+                tally[1] += 1
 
     def compute(self) -> dict[str, float]:
-        parts = dist.all_gather_object((self.total_score, self.count))
+        parts = dist.all_gather_object((self.total_score, self.count, self.by_type))
         score, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
-        return {"vqa_accuracy": score / count if count else 0.0}
+        results = {"vqa_accuracy": score / count if count else 0.0}
+        if self.per_answer_type:
+            merged: dict[str, list[float]] = {}
+            for part in parts:
+                for kind, (kind_score, kind_count) in part[2].items():
+                    tally = merged.setdefault(kind, [0.0, 0])
+                    tally[0] += kind_score
+                    tally[1] += kind_count
+            for kind in sorted(merged):
+                key = re.sub(r"[^0-9A-Za-z]+", "_", kind).strip("_")
+                results[f"vqa_accuracy/{key}"] = merged[kind][0] / merged[kind][1]
+        return results

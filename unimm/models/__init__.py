@@ -1,5 +1,6 @@
 """Registered models, encoders, decoders and heads; each module below registers its own parts."""
 from unimm.models import attribute_head  # noqa: F401  (heads: attribute_head)
+from unimm.models import backbone_classifier  # noqa: F401  (models: backbone_classifier)
 from unimm.models import bert_text_encoder  # noqa: F401  (encoders: bert_text_encoder)
 from unimm.models import detection_head  # noqa: F401  (heads: detection_head)
 from unimm.models import detr_decoder  # noqa: F401  (decoders: detr_decoder)

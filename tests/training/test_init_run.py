@@ -1,0 +1,102 @@
+"""checkpoint.init_run: a pretraining stage that a run trains first when its init_from is absent."""
+import pytest
+import torch
+
+from tests.conftest import REPO
+from unimm.config.errors import ConfigError
+from unimm.session import execute, prepare
+from unimm.training.checkpoint import read_weights
+
+QUICKSTART = REPO / "projects" / "quickstart" / "configs" / "blobs_mlp.yaml"
+
+
+def write_configs(folder, stage_updates=20):
+    """A stage (the quickstart for a few updates) and a run that starts from it, in ``folder``."""
+    stage_dir, run_dir = folder / "stage_run", folder / "main_run"
+    (folder / "stage.yaml").write_text(
+        f"includes: [{QUICKSTART}]\n"
+        f"env: {{save_dir: {stage_dir}, log_level: warning}}\n"
+        f"training: {{max_updates: {stage_updates}, eval_every: 0}}\n")
+    (folder / "main.yaml").write_text(
+        f"includes: [{QUICKSTART}]\n"
+        f"env: {{save_dir: {run_dir}, log_level: warning}}\n"
+        "training: {max_updates: 3, eval_every: 0}\n"
+        "optimizer: {lr: 0.0}\n"  # the run keeps the stage's weights, so they can be compared
+        "checkpoint:\n"
+        f"  init_from: {stage_dir}/checkpoints/last\n"
+        "  init_run: {config: stage.yaml}\n")  # relative to main.yaml, not to the working dir
+    return stage_dir, run_dir
+
+
+def run(path, *overrides):
+    cfg, text = prepare(path, list(overrides))
+    return execute(cfg, text)
+
+
+def weights(run_folder):
+    return read_weights(run_folder / "checkpoints" / "last")[1]
+
+
+def test_the_stage_is_trained_first_and_the_run_starts_from_its_weights(tmp_path, monkeypatch):
+    stage_dir, run_dir = write_configs(tmp_path)
+    monkeypatch.chdir(REPO)  # stage.yaml is found beside main.yaml, not in the working dir
+    run(tmp_path / "main.yaml")
+    stage, final = weights(stage_dir), weights(run_dir)
+    assert set(stage) == set(final)
+    for key in stage:  # lr 0: the run's weights are the stage's
+        torch.testing.assert_close(final[key], stage[key])
+    assert (stage_dir / "config.yaml").read_text().count("max_updates: 20") == 1
+    fresh = prepare(QUICKSTART, [])[0]
+    from unimm.registry import MODELS
+    from unimm.training.trainer import build_datasets
+    model = MODELS.build(fresh["model"], dataset_info={n: d.info() for n, d in build_datasets(fresh, "train").items()})
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, stage[k])]
+    assert changed  # the stage really trained (a fresh model differs from it)
+
+
+def test_an_existing_checkpoint_is_used_without_training_the_stage_again(tmp_path, capsys):
+    stage_dir, run_dir = write_configs(tmp_path)
+    run(tmp_path / "main.yaml")
+    made = (stage_dir / "checkpoints" / "last").stat().st_mtime_ns
+    before = weights(stage_dir)
+    capsys.readouterr()
+    run(tmp_path / "main.yaml", "env.log_level=info")
+    assert (stage_dir / "checkpoints" / "last").stat().st_mtime_ns == made
+    assert "exists; not training" in capsys.readouterr().out
+    after = weights(stage_dir)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_stage_gets_the_runs_data_dir_and_its_own_overrides(tmp_path):
+    stage_dir, run_dir = write_configs(tmp_path)
+    run(tmp_path / "main.yaml", f"env.data_dir={tmp_path / 'data'}",
+        "checkpoint.init_run.overrides=[training.max_updates=7]")
+    saved = (stage_dir / "config.yaml").read_text()
+    assert f"data_dir: {tmp_path / 'data'}" in saved
+    assert "max_updates: 7" in saved
+
+
+def test_init_run_without_init_from_is_a_clear_error(tmp_path):
+    write_configs(tmp_path)
+    with pytest.raises(ConfigError, match="checkpoint.init_from is not"):
+        run(tmp_path / "main.yaml", "checkpoint.init_from=null")
+
+
+def test_a_stage_that_does_not_write_init_from_names_the_checkpoint_it_made(tmp_path):
+    stage_dir, _ = write_configs(tmp_path)
+    with pytest.raises(ConfigError, match=f"point init_from at {stage_dir / 'checkpoints' / 'last'}"):
+        run(tmp_path / "main.yaml", f"checkpoint.init_from={tmp_path / 'elsewhere'}")
+
+
+def test_a_stage_that_only_evaluates_is_refused(tmp_path):
+    write_configs(tmp_path)
+    with pytest.raises(ConfigError, match="run_type=val"):
+        run(tmp_path / "main.yaml", "checkpoint.init_run.overrides=[run_type=val]")
+
+
+def test_stages_that_name_each_other_are_a_cycle(tmp_path):
+    stage_dir, _ = write_configs(tmp_path)
+    with (tmp_path / "stage.yaml").open("a") as f:  # the stage now starts from a run of main.yaml
+        f.write(f"checkpoint: {{init_from: {tmp_path / 'nowhere'}, init_run: {{config: main.yaml}}}}\n")
+    with pytest.raises(ConfigError, match="forms a cycle"):
+        run(tmp_path / "main.yaml")
