@@ -1,9 +1,11 @@
-"""Test-wide settings: no network (loopback stays open for gloo), offline hubs, fixed seeds."""
+"""Test-wide settings: no network (loopback stays open for gloo), offline hubs, fixed seeds, and
+run folders that default to ``$UNIMM_SAVE_DIR`` kept out of the repository."""
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A run that keeps a config's default folder (e.g. the shapes backbone stage) must not leave a
+# checkpoint in the repository's save/ that a later run of the main job would reuse.
+os.environ["UNIMM_SAVE_DIR"] = tempfile.mkdtemp(prefix="unimm-tests-save-")
 
 
 def _is_loopback(address: object) -> bool:

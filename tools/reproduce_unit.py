@@ -7,7 +7,9 @@
 Each run is a ``projects/unit`` config with ``variant=shapes``, carried out in this process by
 ``unimm.session.prepare`` / ``execute`` in its own folder ``<out>/<run name>``: single-task
 against joint training, shared against separate decoders, COCO init., and the shared 8-dataset
-model without task embeddings. The final validation metrics of every run found under ``--out``
+model without task embeddings. The runs with pictures start from the benchmark's pretrained
+trunk (``configs/shapes/backbone.yaml``), trained once, before them, into
+``<out>/shapes_backbone``. The final validation metrics of every run found under ``--out``
 (read from its ``metrics.jsonl``) are set beside the paper's Tables 1 and 3 (and Table 4 for the
 ablation runs, which only ``--only`` selects), with the benchmark's best baselines and the
 differences the paper's conclusions rest on. The tables go to ``<out>/results.md`` and

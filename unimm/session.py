@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from unimm.config import load_config, validate_config
+from unimm.config import flatten, load_config, validate_config
 from unimm.config.errors import ConfigError
 from unimm.plugins import import_builtins, load_entry_points, load_user_dirs
 from unimm.utils.fileio import atomic_write_text
@@ -62,7 +62,8 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     ``env.benchmark`` and ``env.device`` and the stage's own ``overrides``, into the ``env.save_dir`` of its
     config; ``init_from`` must name a checkpoint that run writes (usually
     ``<its save_dir>/checkpoints/last``). An existing ``init_from`` is used as it is, so the
-    stage runs once and later runs share it. Stages may have stages of their own.
+    stage runs once and later runs share it; with ``init_from`` null there is nothing to make
+    (the run starts from scratch). Stages may have stages of their own.
     """
     from unimm.training import distributed as dist
     from unimm.training.trainer import run
@@ -71,14 +72,11 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     stage = checkpoint["init_run"]
     if not stage["config"]:
         return
-    if not checkpoint["init_from"]:
-        raise ConfigError("checkpoint.init_run is set but checkpoint.init_from is not; set init_from to the "
-                          "checkpoint that run writes, e.g. <its env.save_dir>/checkpoints/last")
-    target = Path(checkpoint["init_from"])
     log = logging.getLogger("unimm")
-    if target.exists():
-        log.info("init_run: %s exists; not training %s again (delete it to retrain)", target, stage["config"])
+    if not checkpoint["init_from"]:  # e.g. init_from=null on the command line: start from scratch
+        log.info("init_run: checkpoint.init_from is null, so %s is not needed", stage["config"])
         return
+    target = Path(checkpoint["init_from"])
     config = str(stage["config"])
     if config in stack:
         raise ConfigError(f"checkpoint.init_run forms a cycle: {' -> '.join((*stack, config))}")
@@ -86,10 +84,14 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     overrides = [f"env.data_dir={env['data_dir']}", f"env.device={env['device']}",
                  *(f"env.benchmark.{key}={value}" for key, value in env["benchmark"].items()), *stage["overrides"]]
     sub, text = prepare(config, overrides, variant=stage["variant"])
+    folder = Path(sub["env"]["save_dir"])
+    if target.exists():
+        check_stage_config(folder / "config.yaml", sub, target)
+        log.info("init_run: %s exists; not training %s again (delete it to retrain)", target, config)
+        return
     if sub["run_type"] not in ("train", "train_val"):
         raise ConfigError(f"checkpoint.init_run: {config} has run_type={sub['run_type']}; a stage that makes "
                           "init_from must train (run_type=train or train_val)")
-    folder = Path(sub["env"]["save_dir"])
     log.info("init_run: %s is absent; training %s into %s first", target, config, folder)
     if dist.is_main_process():
         atomic_write_text(folder / "config.yaml", text)
@@ -102,6 +104,24 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
         raise ConfigError(f"checkpoint.init_run trained {config} into {folder}, but checkpoint.init_from={target} "
                           f"is still absent; point init_from at {folder / 'checkpoints' / 'last'}")
     log.info("init_run: done; the run goes on from %s", target)
+
+
+def check_stage_config(saved: Path, wanted: dict[str, Any], target: Path) -> None:
+    """Refuse an existing stage checkpoint made with other settings (e.g. another benchmark size).
+
+    ``saved`` is the config the stage was trained with; a checkpoint without one (made
+    elsewhere) is taken as it is.
+    """
+    if not saved.is_file():
+        return
+    made = flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
+    now = flatten(wanted)
+    differing = [key for key in sorted(set(made) | set(now)) if made.get(key) != now.get(key)]
+    if differing:
+        shown = ", ".join(differing[:6]) + (f" (+{len(differing) - 6} more)" if len(differing) > 6 else "")
+        raise ConfigError(f"checkpoint.init_from={target} was made by a run whose config ({saved}) differs from "
+                          f"what checkpoint.init_run would train now in: {shown}; delete {saved.parent} to "
+                          "train it again, or point checkpoint.init_from (and the stage's env.save_dir) elsewhere")
 
 
 def generate_benchmark_if_asked(cfg: dict[str, Any]) -> None:

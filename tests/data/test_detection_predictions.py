@@ -184,7 +184,8 @@ def test_a_predict_run_writes_the_coco_results_and_their_picture(tiny_benchmark:
     config = Path(__file__).resolve().parents[2] / "projects" / "unit" / "single_task" / "coco.yaml"
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "run_type=predict",
                  f"env.save_dir={tmp_path / 'run'}", "env.device=cpu", "evaluation.batch_size=3",
-                 "evaluation.max_batches=2", "model.type=unit_tiny"]  # hidden 32, 2 layers, 2 heads
+                 "evaluation.max_batches=2", "model.type=unit_tiny",  # hidden 32, 2 layers, 2 heads
+                 "checkpoint.init_from=null"]  # a random model: no backbone stage
     cfg, text = session.prepare(config, overrides, variant="shapes")
     session.execute(cfg, text)
     folder = tmp_path / "run" / "predictions"

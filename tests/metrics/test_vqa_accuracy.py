@@ -83,3 +83,5 @@ def test_per_answer_type_without_types_in_the_batch_names_the_key():
     metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True)
     with pytest.raises(KeyError, match="answer_type"):
         metric.update({"answers": [["2"] * 10]}, {"logits": logits_for("2")})
+    with pytest.raises(ValueError, match="1 answer types for 2 questions"):
+        metric.update({"answers": [["2"] * 10] * 2, "answer_type": ["number"]}, {"logits": logits_for("2", "2")})

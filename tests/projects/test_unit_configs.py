@@ -17,7 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from unimm.config import load_config, validate_config
+from unimm.config import flatten as flat, load_config, validate_config
 from unimm.config.loader import find_config
 from unimm.plugins import import_builtins, load_user_dirs
 
@@ -92,16 +92,6 @@ def includes_of(path: Path) -> frozenset[Path]:
         target = find_config(Path(name), path.parent)
         found |= {target} | includes_of(target)
     return frozenset(found)
-
-
-def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are leaves."""
-    if not isinstance(node, dict):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 # ----------------------------------------------------------------------------- every file
@@ -378,7 +368,10 @@ def test_all8_runs_two_updates_at_tiny_size(tiny_benchmark: Path, tmp_path: Path
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "training.max_updates=2",
                  "scheduler.warmup_steps=0", f"env.save_dir={tmp_path / 'run'}", "env.device=cpu",
                  "training.batch_size=4", "evaluation.batch_size=8", "evaluation.max_batches=1",
-                 "model.type=unit_tiny"]  # hidden 32, 2 layers, 2 heads
+                 "model.type=unit_tiny",  # hidden 32, 2 layers, 2 heads
+                 f"vars.backbone_run={tmp_path / 'backbone'}",  # the backbone stage, kept out of the repository
+                 f"checkpoint.init_run.overrides=[env.save_dir={tmp_path / 'backbone'},training.max_updates=2,"
+                 "scheduler.warmup_steps=0,evaluation.max_batches=1,training.batch_size=4]"]
     cfg, text = session.prepare(UNIT / "all8.yaml", overrides, variant="shapes")
     assert cfg["model"]["type"] == "unit_tiny"
 
@@ -395,5 +388,6 @@ def test_all8_runs_two_updates_at_tiny_size(tiny_benchmark: Path, tmp_path: Path
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(r["update"] for r in rows if r["phase"] == "train") == 2
     assert (run / "checkpoints" / "last").exists() and (run / "config.yaml").exists()
+    assert (tmp_path / "backbone" / "checkpoints" / "last").exists()  # the stage ran first, where it was told
     table = (run / "results.md").read_text().splitlines()
     assert sum(line.startswith("| ") for line in table) == 1 + 8  # a header, the 8 metrics beside their baselines

@@ -77,7 +77,6 @@ def test_the_stage_gets_the_runs_data_dir_and_its_own_overrides(tmp_path):
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("checkpoint.init_from=null", "init_run is set but checkpoint.init_from is not"),  # nothing to load
     ("checkpoint.init_from={tmp}/elsewhere", "point init_from at {tmp}/stage_run/checkpoints/last"),  # never written
     ("checkpoint.init_run.overrides=[run_type=val]", "has run_type=val; a stage that makes init_from must train"),
 ])
@@ -87,9 +86,24 @@ def test_a_stage_that_cannot_make_init_from_is_a_clear_error(tmp_path, override,
         run(tmp_path / "main.yaml", override.format(tmp=tmp_path))
 
 
+def test_without_init_from_the_stage_is_not_needed(tmp_path):
+    stage_dir, run_dir = write_configs(tmp_path)
+    run(tmp_path / "main.yaml", "checkpoint.init_from=null")  # from scratch: the stage is not trained
+    assert not stage_dir.exists() and (run_dir / "checkpoints" / "last").exists()
+
+
 def test_stages_that_name_each_other_are_a_cycle(tmp_path):
     write_configs(tmp_path)
     with (tmp_path / "stage.yaml").open("a") as f:  # the stage now starts from a run of main.yaml
         f.write(f"checkpoint: {{init_from: {tmp_path / 'nowhere'}, init_run: {{config: main.yaml}}}}\n")
     with pytest.raises(ConfigError, match="forms a cycle"):
         run(tmp_path / "main.yaml")
+
+
+def test_a_stage_checkpoint_made_with_other_settings_is_refused(tmp_path):
+    stage_dir, _ = write_configs(tmp_path)
+    run(tmp_path / "main.yaml")
+    with pytest.raises(ConfigError, match=r"differs from what checkpoint.init_run would train now in: "
+                                          r"training.max_updates; delete"):
+        run(tmp_path / "main.yaml", "checkpoint.init_run.overrides=[training.max_updates=5]")
+    assert (stage_dir / "checkpoints" / "last").exists()  # left as it was

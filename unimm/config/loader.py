@@ -213,3 +213,13 @@ def set_path(root: dict[str, Any], key: str, value: Any) -> None:
             elif isinstance(nxt, str) and tokens[i + 1][1] is None:
                 nxt = node[name] = {"type": nxt}  # a part given by name: sampler=x -> {type: x}
             node = nxt
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: dotted keys of a plain config; lists are leaves."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

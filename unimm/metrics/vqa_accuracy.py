@@ -65,6 +65,9 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
                 raise KeyError(f"vqa_accuracy on dataset '{self.name}': per_answer_type needs the batch's "
                                "'answer_type' (from the annotations' answer_type field); set "
                                "per_answer_type=false for a dataset without it")
+            if len(types) != len(answers):
+                raise ValueError(f"vqa_accuracy on dataset '{self.name}': {len(types)} answer types for "
+                                 f"{len(answers)} questions in one batch")
         for index, humans, kind in zip(logits.argmax(dim=-1).tolist(), answers, types):
             score = answer_accuracy(self.vocab[index], list(humans))
             self.total_score += score
