@@ -80,6 +80,9 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     config = str(stage["config"])
     if config in stack:
         raise ConfigError(f"checkpoint.init_run forms a cycle: {' -> '.join((*stack, config))}")
+    if not Path(config).is_file():
+        raise ConfigError(f"checkpoint.init_run.config: {config} is not a file (a relative path is looked up beside "
+                          "the YAML that sets it, then from the working dir); give the stage's config file")
     env = cfg["env"]
     overrides = [f"env.data_dir={env['data_dir']}", f"env.device={env['device']}",
                  *(f"env.benchmark.{key}={value}" for key, value in env["benchmark"].items()), *stage["overrides"]]

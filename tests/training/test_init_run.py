@@ -79,6 +79,7 @@ def test_the_stage_gets_the_runs_data_dir_and_its_own_overrides(tmp_path):
 @pytest.mark.parametrize(("override", "message"), [
     ("checkpoint.init_from={tmp}/elsewhere", "point init_from at {tmp}/stage_run/checkpoints/last"),  # never written
     ("checkpoint.init_run.overrides=[run_type=val]", "has run_type=val; a stage that makes init_from must train"),
+    ("checkpoint.init_run.config=missing.yaml", "checkpoint.init_run.config: missing.yaml is not a file"),
 ])
 def test_a_stage_that_cannot_make_init_from_is_a_clear_error(tmp_path, override, message):
     write_configs(tmp_path)

@@ -83,7 +83,8 @@ def backbone_classifier(dataset_info: dict[str, dict[str, Any]], backbone: Backb
     """
     if len(dataset_info) != 1:
         raise ConfigError(f"backbone_classifier trains on one classification dataset; got "
-                          f"{len(dataset_info)} ({', '.join(dataset_info) or 'none'})")
+                          f"{len(dataset_info)} ({', '.join(dataset_info) or 'none'}); keep one in the "
+                          "config's datasets section")
     (name, info), = dataset_info.items()
     trunk = ConvBackbone(backbone, dilation=dilation, frozen_batch_norm=frozen_batch_norm,
                          trainable_stages=trainable_stages)
