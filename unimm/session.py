@@ -41,17 +41,23 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
     from unimm.training.trainer import run
 
     dist.init_distributed()
-    folder = Path(cfg["env"]["save_dir"])
-    setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None)
-    if dist.is_main_process():
-        atomic_write_text(folder / "config.yaml", text)
-    log = logging.getLogger("unimm")
-    log.info("run folder: %s", folder.resolve())
-    if dist.is_main_process():
-        generate_benchmark_if_asked(cfg)
-    dist.barrier()
-    ensure_init_run(cfg)
-    return run(cfg)
+    clean = False
+    try:
+        folder = Path(cfg["env"]["save_dir"])
+        setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None)
+        if dist.is_main_process():
+            atomic_write_text(folder / "config.yaml", text)
+        log = logging.getLogger("unimm")
+        log.info("run folder: %s", folder.resolve())
+        if dist.is_main_process():
+            generate_benchmark_if_asked(cfg)
+        dist.barrier()
+        ensure_init_run(cfg)
+        results = run(cfg)
+        clean = True
+        return results
+    finally:
+        dist.shutdown_distributed(clean)
 
 
 def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:

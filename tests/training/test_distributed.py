@@ -35,6 +35,17 @@ def test_single_process_fallbacks():
     with dist.no_sync(model):
         pass
     dist.barrier()
+    dist.shutdown_distributed()  # no group: nothing to end
+
+
+def test_a_process_group_made_elsewhere_is_left_running(tmp_path):
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        assert dist.init_distributed() is False  # joined, one process
+        dist.shutdown_distributed()
+        assert tdist.is_initialized()  # the caller that made it ends it
+    finally:
+        tdist.destroy_process_group()
 
 
 class Tasks(nn.Module):
@@ -166,8 +177,12 @@ def worker(rank: int, world: int, port: int) -> None:
         for check in (check_reductions, check_gather_with_grad, check_strategies, check_fsdp):
             check(rank, world)
             dist.barrier()
+        dist.shutdown_distributed()  # the group init_distributed made ends with the run
+        assert not tdist.is_initialized()
+        dist.shutdown_distributed()  # a second call has nothing left to end
     finally:
-        tdist.destroy_process_group()
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
 
 
 @pytest.mark.timeout(120)

@@ -47,6 +47,9 @@ def barrier() -> None:
         tdist.barrier()
 
 
+_OWNED_GROUP = False  # whether init_distributed made the process group (and so ends it)
+
+
 def init_distributed(backend: str | None = None) -> bool:
     """Join the process group that ``torchrun`` describes in the environment.
 
@@ -68,7 +71,27 @@ def init_distributed(backend: str | None = None) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
     tdist.init_process_group(backend=backend)
+    global _OWNED_GROUP
+    _OWNED_GROUP = True
     return is_distributed()
+
+
+def shutdown_distributed(clean: bool = True) -> None:
+    """End the process group that ``init_distributed`` made; a no-op otherwise.
+
+    Left to the interpreter's exit, gloo's worker threads can be torn down while still joinable,
+    and a rank then dies with "terminate called without an active exception" after a run that
+    succeeded. After a clean run every rank first waits at a barrier, so no rank closes its
+    connections while another is still in its last collective; after an error there is no
+    barrier (the other ranks may never reach it).
+    """
+    global _OWNED_GROUP
+    if not (_OWNED_GROUP and tdist.is_available() and tdist.is_initialized()):
+        return
+    if clean:
+        barrier()
+    tdist.destroy_process_group()
+    _OWNED_GROUP = False
 
 
 def _reduce_device() -> torch.device:
