@@ -74,3 +74,95 @@ def test_one_dataset_only():
     two = {**INFO, "other": {"num_classes": 2}}
     with pytest.raises(ConfigError, match="one classification dataset; got 2"):
         MODELS.build({"type": "backbone_classifier", "backbone": "tiny"}, dataset_info=two)
+
+
+# cell_classifier: every feature cell learns the object under it (Visual Genome objects and attributes)
+
+VG_INFO = {"vg": {"categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}], "num_attributes": 3}}
+
+
+def cell_model(**kwargs):
+    torch.manual_seed(0)
+    return MODELS.build({"type": "cell_classifier", "backbone": "tiny", "dilation": True, **kwargs},
+                        dataset_info=VG_INFO)
+
+
+def box(x0, y0, x1, y1, w, h):
+    """Pixel corners -> normalised (cx, cy, w, h) of a picture of ``w`` x ``h``."""
+    return [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
+
+
+def test_cells_take_the_smallest_box_over_their_centre_and_padding_counts_for_nothing():
+    model = cell_model()
+    # a 64 x 48 picture padded to 64 x 64; stride 16: 4 x 4 cells with centres at 8, 24, 40, 56
+    padding = torch.zeros(1, 4, 4, dtype=torch.bool)
+    padding[0, :, 3] = True
+    target = {"boxes": torch.tensor([box(0, 0, 48, 36, 48, 64), box(20, 20, 44, 30, 48, 64),
+                                     box(40, 52, 44, 56, 48, 64)]),
+              "labels": torch.tensor([1, 0, 0]), "size": torch.tensor([64, 48]),
+              "attributes": torch.tensor([[2, -1], [0, 1], [-1, -1]])}
+    labels, attributes = model.cell_targets([target], padding, (64, 64))
+    bg = 2  # background is the class after the last
+    assert labels[0].tolist() == [[1, 1, 1, -100],
+                                  [1, 0, 0, -100],   # the small box (label 0) wins where both hold
+                                  [bg, bg, bg, -100],
+                                  [bg, bg, 0, -100]]  # a box smaller than a cell keeps its centre's cell
+    assert attributes[0, 0, 0].tolist() == [0, 0, 1] and attributes[0, 1, 1].tolist() == [1, 1, 0]
+    assert attributes[0, 3, 2].tolist() == [0, 0, 0] and attributes[0, 2, 0].tolist() == [0, 0, 0]
+
+
+def test_cell_losses_are_cross_entropy_and_attribute_bce_on_object_cells():
+    model = cell_model()
+    g = torch.Generator().manual_seed(3)
+    image = torch.randn(2, 3, 64, 64, generator=g)
+    targets = [{"boxes": torch.tensor([box(0, 0, 40, 40, 64, 64)]), "labels": torch.tensor([1]),
+                "size": torch.tensor([64, 64]), "attributes": torch.tensor([[0, 2]])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+                "size": torch.tensor([64, 64]), "attributes": torch.zeros(0, 2, dtype=torch.long)}]
+    out = model({"image": image, "targets": targets})
+    labels = out["cell_labels"]
+    assert (labels[0] == 1).sum() == 9 and (labels[1] == 2).all()  # 3 x 3 cells under the box; an empty picture
+    torch.testing.assert_close(out["losses"]["vg/cell_class_ce"], F.cross_entropy(out["cell_logits"], labels))
+    chosen = out["cell_attribute_logits"].permute(0, 2, 3, 1)[labels == 1]
+    wanted = torch.tensor([1.0, 0.0, 1.0]).expand(9, 3)
+    torch.testing.assert_close(out["losses"]["vg/cell_attribute_bce"],
+                               F.binary_cross_entropy_with_logits(chosen, wanted))
+
+
+def test_a_few_steps_learn_which_cells_hold_which_object():
+    model = cell_model()
+    g = torch.Generator().manual_seed(4)
+    images, targets = torch.randn(16, 3, 64, 64, generator=g) * 0.2, []
+    for i in range(16):
+        label, x, y = int(torch.randint(2, (1,), generator=g)), *(int(v) * 16 for v in torch.randint(3, (2,), generator=g))
+        images[i, label, y:y + 32, x:x + 32] += 2.0  # class k: a bright square in channel k
+        targets.append({"boxes": torch.tensor([box(x, y, x + 32, y + 32, 64, 64)]), "labels": torch.tensor([label]),
+                        "size": torch.tensor([64, 64]), "attributes": torch.tensor([[label]])})
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(40):
+        out = model({"image": images, "targets": targets})
+        first = first if first is not None else float(out["cell_accuracy"])
+        opt.zero_grad()
+        sum(out["losses"].values()).backward()
+        opt.step()
+    model.eval()
+    assert float(model({"image": images, "targets": targets})["cell_accuracy"]) == 1.0 > first
+
+
+def test_unit_loads_exactly_the_cell_pretrained_backbone(tmp_path):
+    pretrained = cell_model()
+    path = tmp_path / "cells.pt"
+    torch.save(pretrained.state_dict(), path)
+    info = {"coco": {"categories": [{"id": 1, "name": "circle"}]}, "snli_ve": {"num_classes": 3, "vocab_size": 30}}
+    unit = MODELS.build({"type": "unit_bench"}, dataset_info=info)
+    report = ckpt.init_from(unit, path, include=[r"^image_encoder\.backbone\."])
+    source = {k for k in pretrained.state_dict() if k.startswith("image_encoder.backbone.")}
+    assert sorted(report["loaded"]) == sorted(source) and report["mismatched"] == []
+
+
+def test_cell_classifier_needs_one_detection_dataset():
+    with pytest.raises(ConfigError, match="one detection dataset; got 2"):
+        MODELS.build({"type": "cell_classifier", "backbone": "tiny"}, dataset_info={**VG_INFO, **INFO})
+    with pytest.raises(ConfigError, match="dataset 'shapes' has no categories"):
+        MODELS.build({"type": "cell_classifier", "backbone": "tiny"}, dataset_info=INFO)

@@ -265,15 +265,18 @@ def test_shapes_runs_with_pictures_start_from_the_pretrained_backbone_or_the_coc
         assert checkpoint["init_include"] == [r"^image_encoder\.backbone\."]  # the trunk only
 
 
-def test_the_backbone_stage_trains_unit_benchs_trunk_on_the_imagefolder():
+def test_the_backbone_stage_trains_unit_benchs_trunk_on_visual_genome_cells():
     from unimm.models.unit_presets import BENCH
 
     cfg = resolved(BACKBONE_STAGE, None, (f"env.data_dir={DATA}",))
     model = cfg["model"]
-    assert model["type"] == "backbone_classifier"
+    assert model["type"] == "cell_classifier"
     assert (model["backbone"], model["dilation"], model["frozen_batch_norm"], model["trainable_stages"]) == (
         BENCH.backbone, BENCH.dilation, BENCH.frozen_batch_norm, BENCH.trainable_stages)
-    assert cfg["datasets"]["imagefolder"]["data_dir"] == f"{DATA}/shapes/imagefolder"
+    (name, dataset), = cfg["datasets"].items()
+    assert (name, dataset["type"], dataset["data_dir"]) == ("vg", "visual_genome", f"{DATA}/shapes/vg")
+    # the trunk sees the pictures at the size the VL tasks show them
+    assert dataset["train_transform"] == dataset["eval_transform"] == cfg["vars"]["resize_800"]
     assert cfg["checkpoint"]["init_run"]["config"] is None and cfg["run_type"] in ("train", "train_val")
     runs = {resolved(p, v)["env"]["save_dir"] for p in UNIT_RUNNABLE for v in (None, "shapes")}
     assert cfg["env"]["save_dir"] not in runs
