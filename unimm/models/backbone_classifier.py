@@ -9,8 +9,9 @@ is needed.
 - ``backbone_classifier``: image classification with global average pooling (ImageNet style).
 - ``cell_classifier``: every feature cell names the object under it and that object's
   attributes, from a detection dataset's boxes (Visual Genome objects and attributes, the
-  supervision of BUTD's region features that UniT's attribute head follows, Sec. 3.4). The
-  embedded shapes benchmark pretrains its trunk this way: the objects are the whole picture there.
+  supervision of BUTD's region features that UniT's attribute head follows, Sec. 3.4; UniT's
+  Table 2 credits VG's attributes for better VQA). The embedded shapes benchmark pretrains its
+  trunk this way, as its pictures hold nothing but such objects on a background.
 """
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ class _ImageEncoderKeys(nn.Module):
     def __init__(self, backbone: ConvBackbone) -> None:
         super().__init__()
         self.backbone = backbone
+
+
+def _padding_of(batch: Mapping[str, Any]) -> Tensor:
+    """Bool ``[B, H, W]``, True on padding: the inverse of ``pixel_mask``, or none without one."""
+    if "pixel_mask" in batch:
+        return ~batch["pixel_mask"].bool()
+    image = batch["image"]
+    return image.new_zeros(image.shape[0], *image.shape[-2:], dtype=torch.bool)
 
 
 class BackboneClassifier(nn.Module):
@@ -61,10 +70,7 @@ class BackboneClassifier(nn.Module):
             without ``batch["label"]``.
         """
         image = batch["image"]
-        if "pixel_mask" in batch:
-            padding = ~batch["pixel_mask"].bool()
-        else:
-            padding = image.new_zeros(image.shape[0], *image.shape[-2:], dtype=bool)
+        padding = _padding_of(batch)
         features, padding = self.image_encoder.backbone(image, padding)  # [B, C, h, w], [B, h, w]
         real = (~padding)[:, None].to(features.dtype)  # [B, 1, h, w]
         pooled = (features * real).sum((2, 3)) / real.sum((2, 3)).clamp(min=1)  # [B, C]
@@ -138,10 +144,7 @@ class CellClassifier(nn.Module):
             without ``targets``.
         """
         image = batch["image"]
-        if "pixel_mask" in batch:
-            padding = ~batch["pixel_mask"].bool()
-        else:
-            padding = image.new_zeros(image.shape[0], *image.shape[-2:], dtype=bool)
+        padding = _padding_of(batch)
         features, cell_padding = self.image_encoder.backbone(image, padding)  # [B, C, h, w], [B, h, w]
         out: dict[str, Any] = {"cell_logits": self.class_head(features), "losses": {}}
         if self.attribute_head is not None:
