@@ -71,6 +71,25 @@ def test_baselines_cover_every_task_and_stay_below_perfect(shapes_dir: Path) -> 
     assert found["coco_detection"]["chance"] == 0.0
     assert found["vqa2"]["majority"]["accuracy"] < found["vqa2"]["question_only_prior"] < 0.75
     assert found["snli_ve"]["hypothesis_only"] < 0.85
+    # one of each label per picture: a reader of the statement's kind beats the majority but
+    # stays far from perfect (about 2/3 on the default size; this tiny one has few dev pairs)
+    snli_ve = found["snli_ve"]
+    assert snli_ve["majority"]["accuracy"] < snli_ve["hypothesis_template_prior"] < 0.85
+    assert 0 < found["nlvr2"]["sentence_template_prior"] < 0.85
+
+
+def test_a_template_masks_only_what_fills_it() -> None:
+    assert baselines.template("There is a red circle in the picture.") == "there is a _ _ in the picture ."
+    assert baselines.template("The 3 large stars are made of wood") == "the _ _ _ are made of wood"
+
+
+def test_the_template_prior_takes_each_templates_commonest_train_label() -> None:
+    train = [("A red circle is here", "yes"), ("A blue star is here", "yes"), ("A green cross is here", "no"),
+             ("The circle is made of wood", "maybe"), ("Nothing like it", "no"), ("Nothing like it", "no")]
+    evaluate = [("A purple square is here", "yes"),      # "a _ _ is here": yes 2 to 1
+                ("The star is made of wood", "no"),      # "the _ is made of wood": maybe
+                ("An unseen kind of sentence", "no")]    # unseen template: the train majority, "no"
+    assert baselines.template_prior_accuracy(train, evaluate) == round(2 / 3, 4)
 
 
 def test_a_bag_of_words_learns_sst2(shapes_dir: Path) -> None:

@@ -2,7 +2,9 @@
 
 A model trained on the benchmark should be judged against these: the majority answer, a prior
 that reads only the question (VQA) or only the hypothesis (entailment), a bag-of-words
-logistic regression that sees the text but neither word order nor the picture, and, for
+logistic regression that sees the text but neither word order nor the picture, a prior per
+sentence template (the text with its colours, shapes, sizes and counts masked) for the tasks whose
+sentences come from templates, and, for
 detection, a prior that puts each class's mean train box on every picture. Everything is plain
 numpy (and pycocotools' ``COCOeval`` for detection mAP) and deterministic.
 """
@@ -19,6 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from unimm.data.shapes import lexicon
 from unimm.data.shapes.questions import normalise
 
 _WORD = re.compile(r"[a-z0-9]+|[^a-z0-9\s]")
@@ -104,6 +107,37 @@ def bag_of_words_accuracy(
     rows, columns = _sparse([texts for texts, _ in evaluate], vocabulary)
     predicted = _logits(weights, rows, columns, len(evaluate)).argmax(axis=1)
     return _rounded(np.mean([labels[p] == label for p, (_, label) in zip(predicted, evaluate)]))
+
+
+# The words a template is filled with; masking them leaves the template a sentence came from.
+TEMPLATE_FILLERS = frozenset(
+    lexicon.SHAPES + tuple(lexicon.PLURALS.values()) + tuple(lexicon.COLOURS) + tuple(lexicon.SIZES)
+    + lexicon.NUMBER_WORDS + tuple(lexicon.BACKGROUNDS.values()) + tuple(str(n) for n in range(21))
+)
+
+
+def template(text: str) -> str:
+    """``text`` lower-cased with every template filler (colour, shape, size, count, background) as ``_``."""
+    return " ".join("_" if word in TEMPLATE_FILLERS else word for word in _WORD.findall(text.lower()))
+
+
+def template_prior_accuracy(train: Sequence[tuple[str, str]], evaluate: Sequence[tuple[str, str]]) -> float:
+    """Accuracy of the most common train label of each sentence's template (ties: the smallest label).
+
+    A blind reader that knows which kind of statement it reads ("there is a _ _ in the picture",
+    "the _ _ is made of wood") but not what fills it. Templates never seen in train get the train
+    majority.
+    """
+    by_template: dict[str, Counter] = defaultdict(Counter)
+    for text, label in train:
+        by_template[template(text)][label] += 1
+    overall = Counter(label for _, label in train)
+
+    def top(counter: Counter) -> str:
+        return min(counter, key=lambda name: (-counter[name], name))
+
+    hits = [top(by_template.get(template(text)) or overall) == label for text, label in evaluate]
+    return _rounded(np.mean(hits))
 
 
 def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
@@ -397,8 +431,12 @@ def all_baselines(records: dict, retrieval: dict, detection: Mapping[str, Mappin
         "coco_detection": {"metric": "mAP", "split": "val2017", "chance": 0.0, "note": detection_note},
         "vg_detection": {"metric": "mAP", "split": "val", "chance": 0.0, "note": detection_note},
         "vqa2": {"metric": "vqa_accuracy", "split": "val2014", **vqa_baselines(vqa["train2014"], vqa["val2014"])},
-        "snli_ve": _text_baselines(snli_ve["train"], snli_ve["dev"], "dev", "hypothesis_only", full=None),
-        "nlvr2": _text_baselines(nlvr2["train"], nlvr2["dev"], "dev", "sentence_only", full=None),
+        "snli_ve": {**_text_baselines(snli_ve["train"], snli_ve["dev"], "dev", "hypothesis_only", full=None),
+                    "hypothesis_template_prior": template_prior_accuracy(records["snli_ve"]["train"],
+                                                                         records["snli_ve"]["dev"])},
+        "nlvr2": {**_text_baselines(nlvr2["train"], nlvr2["dev"], "dev", "sentence_only", full=None),
+                  "sentence_template_prior": template_prior_accuracy(records["nlvr2"]["train"],
+                                                                     records["nlvr2"]["dev"])},
         "imagefolder": {
             "metric": "accuracy",
             "split": "val",

@@ -27,7 +27,7 @@ from unimm.data.shapes.writers.text_files import write_corpus, write_vocab
 from unimm.data.shapes.writers.visual_genome import write_visual_genome
 from unimm.data.shapes.writers.vqa2 import write_vqa2
 
-FORMAT_VERSION = 2  # 2: MNLI premises of two families; mismatched genres in known words
+FORMAT_VERSION = 3  # 2: MNLI premises of two families; mismatched genres in known words. 3: template priors
 FOLDER_NAME = "shapes"
 
 
