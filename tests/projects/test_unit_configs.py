@@ -257,6 +257,9 @@ def test_shapes_runs_with_pictures_start_from_the_pretrained_backbone_or_the_coc
     stage = resolved(Path(checkpoint["init_run"]["config"]), checkpoint["init_run"]["variant"],
                      (f"env.data_dir={DATA}", *checkpoint["init_run"]["overrides"]))
     assert checkpoint["init_from"] == f"{stage['env']['save_dir']}/checkpoints/last"  # the stage writes it
+    # a pretrained trunk trains at the paper setting's lower backbone LR
+    assert cfg["training"]["param_groups"] == resolved(path, None)["training"]["param_groups"] == [
+        {"pattern": r"^image_encoder\.backbone\.", "lr_mult": 0.2}]
     if "coco_init" in path.name:
         assert Path(checkpoint["init_run"]["config"]) == SINGLE_TASK_COCO
         assert r"^image_encoder\." in checkpoint["init_include"]  # the whole image encoder, as Sec. 4.2
