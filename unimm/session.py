@@ -115,17 +115,22 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     log.info("init_run: done; the run goes on from %s", target)
 
 
+_NOT_IN_THE_WEIGHTS = ("evaluation.", "training.log_every")
+
+
 def check_stage_config(saved: Path, wanted: dict[str, Any], target: Path) -> None:
     """Refuse an existing stage checkpoint made with other settings (e.g. another benchmark size).
 
     ``saved`` is the config the stage was trained with; a checkpoint without one (made
-    elsewhere) is taken as it is.
+    elsewhere) is taken as it is. Settings that cannot change the weights it made (how it was
+    evaluated and logged: ``evaluation.*``, ``training.log_every``) may differ.
     """
     if not saved.is_file():
         return
     made = flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
     now = flatten(wanted)
-    differing = [key for key in sorted(set(made) | set(now)) if made.get(key) != now.get(key)]
+    differing = [key for key in sorted(set(made) | set(now))
+                 if made.get(key) != now.get(key) and not key.startswith(_NOT_IN_THE_WEIGHTS)]
     if differing:
         shown = ", ".join(differing[:6]) + (f" (+{len(differing) - 6} more)" if len(differing) > 6 else "")
         raise ConfigError(f"checkpoint.init_from={target} was made by a run whose config ({saved}) differs from "

@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import unimm.metrics  # noqa: F401  (registers cell_accuracy)
 import unimm.models  # noqa: F401  (registers backbone_classifier and unit_bench)
 from unimm.config.errors import ConfigError
-from unimm.registry import MODELS
+from unimm.registry import METRICS, MODELS
 from unimm.training import checkpoint as ckpt
 
 INFO = {"shapes": {"num_classes": 3, "labels": ["circle", "square", "triangle"]}}
@@ -138,16 +139,40 @@ def test_a_few_steps_learn_which_cells_hold_which_object():
         images[i, label, y:y + 32, x:x + 32] += 2.0  # class k: a bright square in channel k
         targets.append({"boxes": torch.tensor([box(x, y, x + 32, y + 32, 64, 64)]), "labels": torch.tensor([label]),
                         "size": torch.tensor([64, 64]), "attributes": torch.tensor([[label]])})
+    metric = METRICS.build({"type": "cell_accuracy"})
+
+    def measured():
+        metric.reset()
+        with torch.no_grad():
+            metric.update({}, model({"image": images, "targets": targets}))
+        return metric.compute()
+
+    first = measured()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = None
     for _ in range(40):
-        out = model({"image": images, "targets": targets})
-        first = first if first is not None else float(out["cell_accuracy"])
         opt.zero_grad()
-        sum(out["losses"].values()).backward()
+        sum(model({"image": images, "targets": targets})["losses"].values()).backward()
         opt.step()
     model.eval()
-    assert float(model({"image": images, "targets": targets})["cell_accuracy"]) == 1.0 > first
+    assert measured() == {"cell_accuracy": 1.0, "background_accuracy": 1.0, "attribute_accuracy": 1.0}
+    assert first["cell_accuracy"] < 1.0 and first["attribute_accuracy"] < 1.0
+
+
+def test_cell_accuracy_pools_cells_over_batches():
+    metric = METRICS.build({"type": "cell_accuracy"})
+    # 2 classes + background (index 2); one 2 x 2 picture per batch
+    labels = torch.tensor([[[0, 1], [2, -100]]])
+    logits = F.one_hot(torch.tensor([[[0, 0], [2, 2]]]), 3).permute(0, 3, 1, 2).float()  # right, wrong, right
+    attributes = torch.zeros(1, 2, 2, 2)
+    attributes[0, 0, 0] = torch.tensor([1.0, 0.0])
+    attribute_logits = torch.full((1, 2, 2, 2), -5.0)
+    attribute_logits[0, 0, 0, 0] = 5.0  # cell (0, 0): {0}, right; cell (0, 1): {} right
+    metric.update({}, {"cell_logits": logits, "cell_labels": labels, "cell_attribute_logits": attribute_logits,
+                       "cell_attributes": attributes})
+    second = torch.tensor([[[1, 2], [2, 2]]])  # 1 object cell, right; 3 background cells, 2 right
+    metric.update({}, {"cell_logits": F.one_hot(torch.tensor([[[1, 0], [2, 2]]]), 3).permute(0, 3, 1, 2).float(),
+                       "cell_labels": second})
+    assert metric.compute() == {"cell_accuracy": 2 / 3, "background_accuracy": 3 / 4, "attribute_accuracy": 1.0}
 
 
 def test_unit_loads_exactly_the_cell_pretrained_backbone(tmp_path):

@@ -108,3 +108,11 @@ def test_a_stage_checkpoint_made_with_other_settings_is_refused(tmp_path):
                                           r"training.max_updates; delete"):
         run(tmp_path / "main.yaml", "checkpoint.init_run.overrides=[training.max_updates=5]")
     assert (stage_dir / "checkpoints" / "last").exists()  # left as it was
+
+
+def test_a_stage_checkpoint_is_kept_when_only_its_evaluation_or_logging_changed(tmp_path):
+    stage_dir, run_dir = write_configs(tmp_path)
+    run(tmp_path / "main.yaml")
+    made = (stage_dir / "checkpoints" / "last").stat().st_mtime_ns
+    run(tmp_path / "main.yaml", "checkpoint.init_run.overrides=[evaluation.batch_size=3,training.log_every=7]")
+    assert (stage_dir / "checkpoints" / "last").stat().st_mtime_ns == made  # loaded, not trained again

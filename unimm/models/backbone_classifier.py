@@ -139,9 +139,9 @@ class CellClassifier(nn.Module):
 
         Returns:
             ``{"cell_logits": [B, C + 1, h, w], "cell_attribute_logits": [B, A, h, w] (with an
-            attribute head), "cell_labels": [B, h, w] (-100 on padding), "cell_accuracy": the
-            share of object cells given their class, "losses": {...}}``; no losses or labels
-            without ``targets``.
+            attribute head), "cell_labels": [B, h, w] (-100 on padding), "cell_attributes":
+            [B, h, w, A] the true multi-hot attributes (with an attribute head), "losses": {...}}``;
+            no losses or labels without ``targets``. The ``cell_accuracy`` metric reads them.
         """
         image = batch["image"]
         padding = _padding_of(batch)
@@ -156,9 +156,8 @@ class CellClassifier(nn.Module):
         logits = out["cell_logits"].float()
         out["losses"][f"{self.dataset}/cell_class_ce"] = F.cross_entropy(logits, labels, ignore_index=-100)
         objects = (labels >= 0) & (labels < self.num_classes)  # [B, h, w]
-        hits = (logits.argmax(1) == labels) & objects
-        out["cell_accuracy"] = hits.sum().float() / objects.sum().clamp(min=1)
         if self.attribute_head is not None:
+            out["cell_attributes"] = attributes
             chosen = out["cell_attribute_logits"].float().permute(0, 2, 3, 1)[objects]  # [M, A]
             wanted = attributes[objects]
             loss = F.binary_cross_entropy_with_logits(chosen, wanted) if len(chosen) else chosen.sum()
