@@ -395,5 +395,7 @@ def test_all8_runs_two_updates_at_tiny_size(tiny_benchmark: Path, tmp_path: Path
     assert max(r["update"] for r in rows if r["phase"] == "train") == 2
     assert (run / "checkpoints" / "last").exists() and (run / "config.yaml").exists()
     assert (tmp_path / "backbone" / "checkpoints" / "last").exists()  # the stage ran first, where it was told
+    stage_rows = [json.loads(line) for line in (tmp_path / "backbone" / "metrics.jsonl").read_text().splitlines()]
+    assert any(0 <= r.get("vg/cell_accuracy", -1) <= 1 for r in stage_rows if r["phase"] == "val")
     table = (run / "results.md").read_text().splitlines()
     assert sum(line.startswith("| ") for line in table) == 1 + 8  # a header, the 8 metrics beside their baselines
