@@ -62,6 +62,25 @@ def test_built_from_a_config_node(dataset_info, batches):
     assert model(batches["snli_ve"])["logits"].shape == (2, 3)
 
 
+def test_an_encoder_no_dataset_reads_is_not_built(dataset_info, batches):
+    detection = {name: dataset_info[name] for name in ("coco", "vg")}
+    torch.manual_seed(0)
+    model = unit_tiny(detection)
+    assert model.text_encoder is None and not any(n.startswith("text_") for n, _ in model.named_parameters())
+    assert model(batches["coco"])["pred_logits"].shape == (2, 100, 6)
+    full = unit_tiny(dataset_info)
+    assert full.text_encoder is not None
+    # the same image encoder, decoder and heads: only BERT and its projections are dropped
+    own = {n: p.numel() for n, p in full.named_parameters() if not n.startswith("text_")
+           and not any(f".{name}" in n for name in ("vqa2", "snli_ve", "sst2"))}
+    assert sum(p.numel() for p in model.parameters()) == sum(own.values())
+    text_only = unit_tiny({"sst2": dataset_info["sst2"]}, tasks={"sst2": {"modality": "text"}})
+    assert text_only.image_encoder is None and text_only.text_encoder is not None
+    assert text_only(batches["sst2"])["logits"].shape == (2, 2)
+    auto = unit_tiny({"sst2": dataset_info["sst2"]})  # "auto" may read pictures: both are built
+    assert auto.image_encoder is not None and auto.text_encoder is not None
+
+
 def test_config_errors_name_the_path(dataset_info):
     with pytest.raises(ConfigError, match="model.tasks.imagenet"):
         unit_tiny(dataset_info, tasks={"imagenet": {"task": "classification"}})

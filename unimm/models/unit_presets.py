@@ -7,7 +7,7 @@ from typing import Any, Literal
 from unimm.models.bert_text_encoder import bert_text_encoder
 from unimm.models.detr_decoder import detr_decoder
 from unimm.models.detr_image_encoder import detr_image_encoder
-from unimm.models.unit import UniT, unit
+from unimm.models.unit import UniT, resolve_tasks, unit
 from unimm.modules.backbone import BackboneName
 from unimm.registry import MODELS
 
@@ -55,18 +55,26 @@ def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, share
                use_task_embedding: bool = True, keep_only_cls: bool = True,
                tasks: dict[str, dict[str, Any]] | None = None, backbone_path: str | None = None,
                backbone_format: Literal["torchvision", "detr"] = "detr", bert_path: str | None = None) -> UniT:
-    """A UniT model of the given size (see ``unit_paper`` for the options)."""
-    image = detr_image_encoder(
-        dataset_info, backbone=size.backbone, dilation=size.dilation, frozen_batch_norm=size.frozen_batch_norm,
-        trainable_stages=size.trainable_stages, hidden_size=size.image_hidden,
-        num_layers=size.image_layers, num_heads=size.image_heads, ffn_size=size.image_ffn,
-        dropout=size.dropout, use_task_embedding=use_task_embedding, pretrained_path=backbone_path,
-        pretrained_format=backbone_format)
-    text = bert_text_encoder(
-        dataset_info, hidden_size=size.text_hidden, num_layers=size.text_layers, num_heads=size.text_heads,
-        intermediate_size=size.text_ffn, dropout=size.dropout, initializer_range=size.text_init_std,
-        pretrained_path=bert_path,
-        use_task_embedding=use_task_embedding, keep_only_cls=keep_only_cls)
+    """A UniT model of the given size (see ``unit_paper`` for the options).
+
+    An encoder no dataset reads is not built: a detection-only model (e.g. single-task COCO,
+    Table 1 line 1) has no BERT, a model of text tasks whose ``model.tasks`` modality says
+    ``text`` has no ResNet. Datasets left at ``auto`` may read either, so both are built.
+    """
+    modalities = {spec.modality for spec in resolve_tasks(dataset_info, tasks or {}).values()}
+    image = text = None
+    if modalities != {"text"}:
+        image = detr_image_encoder(
+            dataset_info, backbone=size.backbone, dilation=size.dilation, frozen_batch_norm=size.frozen_batch_norm,
+            trainable_stages=size.trainable_stages, hidden_size=size.image_hidden,
+            num_layers=size.image_layers, num_heads=size.image_heads, ffn_size=size.image_ffn,
+            dropout=size.dropout, use_task_embedding=use_task_embedding, pretrained_path=backbone_path,
+            pretrained_format=backbone_format)
+    if modalities != {"image"}:
+        text = bert_text_encoder(
+            dataset_info, hidden_size=size.text_hidden, num_layers=size.text_layers, num_heads=size.text_heads,
+            intermediate_size=size.text_ffn, dropout=size.dropout, initializer_range=size.text_init_std,
+            pretrained_path=bert_path, use_task_embedding=use_task_embedding, keep_only_cls=keep_only_cls)
     decoder = detr_decoder(dataset_info, hidden_size=size.decoder_hidden, num_layers=size.decoder_layers,
                            num_heads=size.decoder_heads, ffn_size=size.decoder_ffn, dropout=size.dropout,
                            detection_queries=size.detection_queries, other_queries=size.other_queries)
