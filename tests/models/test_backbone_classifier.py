@@ -112,6 +112,15 @@ def test_cells_take_the_smallest_box_over_their_centre_and_padding_counts_for_no
     assert attributes[0, 3, 2].tolist() == [0, 0, 0] and attributes[0, 2, 0].tolist() == [0, 0, 0]
 
 
+def test_boxes_without_attribute_columns_give_no_attributes():
+    padding = torch.zeros(1, 4, 4, dtype=torch.bool)
+    target = {"boxes": torch.tensor([box(0, 0, 32, 32, 64, 64)]), "labels": torch.tensor([1]),
+              "size": torch.tensor([64, 64]), "attributes": torch.zeros(1, 0, dtype=torch.long)}
+    labels, attributes = cell_model().cell_targets([target], padding, (64, 64))
+    assert (labels[0, :2, :2] == 1).all() and (labels[0, 2:] == 2).all()
+    assert attributes.shape == (1, 4, 4, 3) and not attributes.any()
+
+
 def test_cell_losses_are_cross_entropy_and_attribute_bce_on_object_cells():
     model = cell_model()
     g = torch.Generator().manual_seed(3)

@@ -186,13 +186,17 @@ class CellClassifier(nn.Module):
             centre_y = (cy * h / padded_size[0]).long().clamp(0, h - 1)
             centre_x = (cx * w / padded_size[1]).long().clamp(0, w - 1)
             inside[torch.arange(len(boxes), device=device), centre_y, centre_x] = True
-            for n in torch.argsort(bw * bh, descending=True).tolist():  # smaller boxes paint last
-                labels[b][inside[n]] = int(target["labels"][n])
-                if self.num_attributes and "attributes" in target:
-                    hot = torch.zeros(self.num_attributes, device=device)
-                    indices = target["attributes"][n]
-                    hot[indices[indices >= 0].to(device)] = 1.0
-                    attributes[b][inside[n]] = hot
+            # each cell takes its smallest covering box (ties: the first listed)
+            area = torch.where(inside, (bw * bh)[:, None, None], torch.inf)  # [N, h, w]
+            smallest, owner = area.min(0)  # [h, w]
+            covered = smallest.isfinite()
+            box_labels = target["labels"].to(device=device, dtype=torch.long)
+            labels[b] = torch.where(covered, box_labels[owner], self.num_classes)
+            if self.num_attributes and "attributes" in target:
+                indices = target["attributes"].to(device=device, dtype=torch.long)  # [N, K], -1 = none
+                hot = F.one_hot(indices.clamp(min=0), self.num_attributes) * (indices >= 0)[..., None]
+                hot = hot.amax(1) if indices.shape[1] else hot.new_zeros(len(indices), self.num_attributes)
+                attributes[b] = hot[owner].float() * covered[..., None]  # [h, w, A]
         labels[cell_padding] = -100
         return labels, attributes
 
