@@ -1,6 +1,6 @@
 """What a trained UniT's encoders hold for the shapes benchmark's SNLI-VE, read out by probes.
 
-    python tools/probe_snli_ve.py save/unit_shapes_all8                # a run folder that read SNLI-VE
+    python tools/probe_snli_ve.py save/unit_shapes                     # the main job's run folder
     python tools/probe_snli_ve.py <run> --checkpoint <weights> --steps 3000
 
 The benchmark's SNLI-VE statements about a property no picture shows ("the red circle is made
@@ -19,7 +19,8 @@ train split, reporting val accuracy beside the majority answer:
   asks whether the picture features hold the answer, and after how many samples a reader built
   for the look-up finds it (printed at several points of its training).
 
-Only the benchmark's hypotheses are parsed (its lexicon); real SNLI-VE has no such structure.
+Run it from the folder the run was started in: the saved config's data paths are relative to
+it. Only the benchmark's hypotheses are parsed (its lexicon); real SNLI-VE has no such structure.
 """
 from __future__ import annotations
 
