@@ -190,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model, datasets, name, labels = load_run(args.run, args.checkpoint)
     except ConfigError as err:
-        print(f"probe_snli_ve: {err}", file=sys.stderr)
+        print(f"probe_snli_ve: {err}\n(relative paths in {args.run}/config.yaml are read from the folder the "
+              f"run was started in; run the probe from there)", file=sys.stderr)
         return 2
     (train_split, train), (val_split, val) = ((s, encode(model, d, name, 64, args.max_rows))
                                               for s, d in datasets.items())
