@@ -159,23 +159,24 @@ def load_run(folder: Path, checkpoint: str | None) -> tuple[nn.Module, dict[str,
     from unimm.registry import DATASETS, MODELS
     from unimm.session import prepare
     from unimm.training import checkpoint as ckpt
+    from unimm.training.trainer import build_datasets
 
     if not (folder / "config.yaml").is_file():
         raise ConfigError(f"{folder}: no config.yaml; give the folder of a finished unimm run")
+    weights = checkpoint or folder / "checkpoints" / "last"
+    if not Path(weights).exists():
+        raise ConfigError(f"{weights}: no weights; train the run first or pass --checkpoint")
     cfg, _ = prepare(folder / "config.yaml")
     names = [n for n, node in cfg["datasets"].items() if node.get("type") == "snli_ve"]
     if not names:
         raise ConfigError(f"{folder}/config.yaml: no dataset of type snli_ve; probe a run that read SNLI-VE")
-    splits = {split: {n: DATASETS.build(node, split=split, name=n) for n, node in cfg["datasets"].items()}
-              for split in ("train", cfg["evaluation"]["split"])}
-    info = {n: d.info() for n, d in splits["train"].items()}
+    name, val_split = names[0], cfg["evaluation"]["split"]
+    train = build_datasets(cfg, "train")  # every dataset: the model's heads and task tokens are sized from them
+    info = {n: d.info() for n, d in train.items()}
     model = MODELS.build(cfg["model"], dataset_info=info)
-    weights = checkpoint or folder / "checkpoints" / "last"
-    if not Path(weights).exists():
-        raise ConfigError(f"{weights}: no weights; train the run first or pass --checkpoint")
     ckpt.init_from(model, weights)
-    name = names[0]
-    return model.eval(), {s: d[name] for s, d in splits.items()}, name, list(info[name]["labels"])
+    splits = {"train": train[name], val_split: DATASETS.build(cfg["datasets"][name], split=val_split, name=name)}
+    return model.eval(), splits, name, list(info[name]["labels"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
