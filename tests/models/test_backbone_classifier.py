@@ -121,6 +121,14 @@ def test_boxes_without_attribute_columns_give_no_attributes():
     assert attributes.shape == (1, 4, 4, 3) and not attributes.any()
 
 
+def test_an_attribute_index_beyond_the_vocabulary_names_the_dataset():
+    padding = torch.zeros(1, 4, 4, dtype=torch.bool)
+    target = {"boxes": torch.tensor([box(0, 0, 32, 32, 64, 64)]), "labels": torch.tensor([1]),
+              "size": torch.tensor([64, 64]), "attributes": torch.tensor([[1, 3]])}  # 3 attributes: 0..2
+    with pytest.raises(ValueError, match=r"dataset 'vg': a box has attribute index 3, but .* num_attributes=3"):
+        cell_model().cell_targets([target], padding, (64, 64))
+
+
 def test_cell_losses_are_cross_entropy_and_attribute_bce_on_object_cells():
     model = cell_model()
     g = torch.Generator().manual_seed(3)

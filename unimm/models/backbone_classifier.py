@@ -194,6 +194,11 @@ class CellClassifier(nn.Module):
             labels[b] = torch.where(covered, box_labels[owner], self.num_classes)
             if self.num_attributes and "attributes" in target:
                 indices = target["attributes"].to(device=device, dtype=torch.long)  # [N, K], -1 = none
+                if indices.numel() and int(indices.max()) >= self.num_attributes:
+                    raise ValueError(
+                        f"dataset '{self.dataset}': a box has attribute index {int(indices.max())}, but the "
+                        f"dataset's info() gives num_attributes={self.num_attributes}; the attribute vocabulary "
+                        "the model was built from must cover every index its targets use")
                 hot = F.one_hot(indices.clamp(min=0), self.num_attributes) * (indices >= 0)[..., None]
                 hot = hot.amax(1) if indices.shape[1] else hot.new_zeros(len(indices), self.num_attributes)
                 attributes[b] = hot[owner].float() * covered[..., None]  # [h, w, A]
