@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from unimm.config.errors import ConfigError
 from unimm.registry import MODELS
-from unimm.models.unit_presets import unit_paper, unit_tiny
+from unimm.models.unit_presets import TINY, build_unit, unit_paper, unit_tiny
 
 TASK_PARTS = {  # dataset -> (parameter name prefixes that must get gradients, prefixes that must not)
     "coco": (["image_encoder.encoder", "image_encoder.backbone.body.layer4", "decoder.transformer",
@@ -79,6 +80,19 @@ def test_an_encoder_no_dataset_reads_is_not_built(dataset_info, batches):
     assert text_only(batches["sst2"])["logits"].shape == (2, 2)
     auto = unit_tiny({"sst2": dataset_info["sst2"]})  # "auto" may read pictures: both are built
     assert auto.image_encoder is not None and auto.text_encoder is not None
+
+
+def test_weights_for_an_encoder_that_is_not_built_are_named_in_a_warning(dataset_info, caplog):
+    detection = {name: dataset_info[name] for name in ("coco", "vg")}
+    with caplog.at_level(logging.WARNING, logger="unimm"):
+        model = build_unit(TINY, detection, bert_path="weights/bert-base-uncased")
+    assert model.text_encoder is None
+    assert "model.bert_path=weights/bert-base-uncased is not loaded: no dataset of this model reads text" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="unimm"):
+        build_unit(TINY, {"sst2": dataset_info["sst2"]}, tasks={"sst2": {"modality": "text"}},
+                   backbone_path="weights/detr.pth")
+    assert "model.backbone_path=weights/detr.pth is not loaded: no dataset of this model reads pictures" in caplog.text
 
 
 def test_config_errors_name_the_path(dataset_info):

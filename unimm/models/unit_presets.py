@@ -1,6 +1,7 @@
 """UniT size presets: the paper's model (Table A.1) and a tiny one for tests and the benchmark."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -10,6 +11,8 @@ from unimm.models.detr_image_encoder import detr_image_encoder
 from unimm.models.unit import UniT, resolve_tasks, unit
 from unimm.modules.backbone import BackboneName
 from unimm.registry import MODELS
+
+logger = logging.getLogger("unimm")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, share
     An encoder no dataset reads is not built: a detection-only model (e.g. single-task COCO,
     Table 1 line 1) has no BERT, a model of text tasks whose ``model.tasks`` modality says
     ``text`` has no ResNet. Datasets left at ``auto`` may read either, so both are built.
+    Weights named for an encoder that is not built are not loaded, and a warning says so.
     """
     modalities = {spec.modality for spec in resolve_tasks(dataset_info, tasks or {}).values()}
     image = text = None
@@ -75,6 +79,12 @@ def build_unit(size: UnitSize, dataset_info: dict[str, dict[str, Any]], *, share
             dataset_info, hidden_size=size.text_hidden, num_layers=size.text_layers, num_heads=size.text_heads,
             intermediate_size=size.text_ffn, dropout=size.dropout, initializer_range=size.text_init_std,
             pretrained_path=bert_path, use_task_embedding=use_task_embedding, keep_only_cls=keep_only_cls)
+    if bert_path is not None and text is None:
+        logger.warning("model.bert_path=%s is not loaded: no dataset of this model reads text, so it has no "
+                       "text encoder", bert_path)
+    if backbone_path is not None and image is None:
+        logger.warning("model.backbone_path=%s is not loaded: no dataset of this model reads pictures, so it has "
+                       "no image encoder", backbone_path)
     decoder = detr_decoder(dataset_info, hidden_size=size.decoder_hidden, num_layers=size.decoder_layers,
                            num_heads=size.decoder_heads, ffn_size=size.decoder_ffn, dropout=size.dropout,
                            detection_queries=size.detection_queries, other_queries=size.other_queries)
