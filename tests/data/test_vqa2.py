@@ -36,7 +36,7 @@ def write_vqa2(root, image_root=None, splits=("train2014", "val2014", "test2015"
             continue
         write_json(root / f"v2_mscoco_{split}_annotations.json", {
             "info": {}, "license": {}, "data_subtype": split, "annotations": [
-                {"question_type": "what", "multiple_choice_answer": ANSWERS[qid][0], "image_id": i,
+                {"question_type": "how many" if ANSWERS[qid][0].isdigit() else "what", "multiple_choice_answer": ANSWERS[qid][0], "image_id": i,
                  "answer_type": "number" if ANSWERS[qid][0].isdigit() else "other", "question_id": qid,
                  "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
                              for k, a in enumerate(ANSWERS[qid])]}
@@ -86,7 +86,7 @@ def test_test_split_has_no_answers(tmp_path, tok_node):
     ds = build(tmp_path, tok_node, split="test")
     sample = ds[0]
     assert sample["answers"] == [] and sample["answer_scores"].tolist() == [0.0] * 4
-    assert sample["answer_type"] == ""  # not annotated
+    assert sample["answer_type"] == "" and sample["question_type"] == ""  # not annotated
 
 
 def test_answer_vocab_file_and_image_dir(tmp_path, tok_node):
@@ -107,6 +107,7 @@ def test_collate_and_official_prediction_format(tmp_path, tok_node):
     assert batch["input_ids"].shape == batch["attention_mask"].shape and batch["answer_scores"].shape == (2, 4)
     assert batch["question_id"].tolist() == [90, 250] and batch["task_type"] == "vqa"
     assert batch["answer_type"] == ["number", "other"]  # from the annotations' answer_type
+    assert batch["question_type"] == ["how many", "what"]  # ... and question_type
     assert (batch["input_ids"][batch["attention_mask"] == 0] == ds.tokenizer.pad_id).all()
     logits = torch.tensor([[0.0, 5.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0]])
     assert ds.format_predictions(batch, {"logits": logits}) == [{"question_id": 90, "answer": "2"},

@@ -83,5 +83,25 @@ def test_per_answer_type_without_types_in_the_batch_names_the_key():
     metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True)
     with pytest.raises(KeyError, match="answer_type"):
         metric.update({"answers": [["2"] * 10]}, {"logits": logits_for("2")})
-    with pytest.raises(ValueError, match="1 answer types for 2 questions"):
+    with pytest.raises(ValueError, match="1 values of answer_type for 2 questions"):
         metric.update({"answers": [["2"] * 10] * 2, "answer_type": ["number"]}, {"logits": logits_for("2", "2")})
+
+
+def test_per_question_type_accuracy_as_the_official_per_question_type():
+    metric = vqa_accuracy(FakeVQA(), name="vqa2", per_answer_type=True, per_question_type=True)
+    metric.update({"answers": [["2"] * 10, ["yes"] * 10, ["no"] * 10],
+                   "answer_type": ["number", "yes/no", "yes/no"],
+                   "question_type": ["how many", "is there a", "is there a"]},
+                  {"logits": logits_for("2", "yes", "yes")})
+    metric.update({"answers": [["2"] * 10], "answer_type": ["number"], "question_type": [""]},
+                  {"logits": logits_for("yes")})  # no question type: counts in its answer type only
+    result = metric.compute()
+    assert result["vqa_accuracy/question/how_many"] == 1.0
+    assert result["vqa_accuracy/question/is_there_a"] == 0.5
+    assert result["vqa_accuracy/number"] == 0.5 and result["vqa_accuracy/yes_no"] == 0.5
+    assert result["vqa_accuracy"] == pytest.approx(2 / 4)
+    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes_no",
+                           "vqa_accuracy/question/how_many", "vqa_accuracy/question/is_there_a"}
+    only = vqa_accuracy(FakeVQA(), name="vqa2", per_question_type=True)
+    with pytest.raises(KeyError, match="per_question_type needs the batch's 'question_type'"):
+        only.update({"answers": [["2"] * 10], "answer_type": ["number"]}, {"logits": logits_for("2")})

@@ -17,7 +17,8 @@ from unimm.data.vqa_normalize import answer_scores
 @dataclass(frozen=True)
 class VqaQuestion:
     """One question; ``answers`` are the raw human answers (empty on a test split);
-    ``answer_type`` is VQAv2's "yes/no" / "number" / "other", or None when not annotated."""
+    ``answer_type`` is VQAv2's "yes/no" / "number" / "other" and ``question_type`` its question
+    prefix ("what color is the"), each None when not annotated."""
 
     question_id: int
     image_id: int
@@ -25,6 +26,7 @@ class VqaQuestion:
     question: str
     answers: tuple[str, ...]
     answer_type: str | None = None
+    question_type: str | None = None
 
 
 class VqaDataset(Dataset):
@@ -33,7 +35,7 @@ class VqaDataset(Dataset):
     Samples hold ``image`` ``[3, H, W]``, ``input_ids`` / ``token_type_ids`` ``[T]``,
     ``answer_scores`` ``[A]`` (answers outside the vocabulary score nowhere; a question
     none of whose answers is in the vocabulary has all zeros), ``answers`` (the raw human
-    answers, for the official accuracy), ``answer_type`` ("" when not annotated),
+    answers, for the official accuracy), ``answer_type`` and ``question_type`` ("" when not annotated),
     ``question_id`` and ``image_id``.
     """
 
@@ -62,6 +64,7 @@ class VqaDataset(Dataset):
             "answer_scores": self.vocab.target(answer_scores(q.answers) if q.answers else {}),
             "answers": list(q.answers),
             "answer_type": q.answer_type or "",
+            "question_type": q.question_type or "",
             "question_id": q.question_id,
             "image_id": q.image_id,
         }

@@ -41,13 +41,15 @@ def read_questions(path: Path) -> list[tuple[int, int, str]]:
     return out
 
 
-def read_annotations(path: Path) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
-    """``(question_id -> the human answers (ten in VQAv2), question_id -> answer_type)``.
+def read_annotations(path: Path) -> tuple[dict[int, tuple[str, ...]], dict[int, str], dict[int, str]]:
+    """``(question_id -> the human answers (ten in VQAv2), question_id -> answer_type,
+    question_id -> question_type)``.
 
-    ``answer_type`` ("yes/no", "number" or "other" in VQAv2) is optional: questions whose
-    annotation lacks it are absent from the second mapping.
+    ``answer_type`` ("yes/no", "number" or "other" in VQAv2) and ``question_type`` (VQAv2's 65
+    question prefixes, "what color is the") are optional: questions whose annotation lacks one
+    are absent from its mapping.
     """
-    answers, answer_types = {}, {}
+    answers, answer_types, question_types = {}, {}, {}
     for i, a in enumerate(json_list(read_json(path), "annotations", path)):
         where = f"{path}, annotations[{i}]"
         given = field(a, "answers", where, list)
@@ -57,7 +59,9 @@ def read_annotations(path: Path) -> tuple[dict[int, tuple[str, ...]], dict[int, 
         answers[question_id] = tuple(field(ans, "answer", f"{where}.answers[{j}]", str) for j, ans in enumerate(given))
         if "answer_type" in a:
             answer_types[question_id] = field(a, "answer_type", where, str)
-    return answers, answer_types
+        if "question_type" in a:
+            question_types[question_id] = field(a, "question_type", where, str)
+    return answers, answer_types, question_types
 
 
 def answer_counts(annotations: Mapping[int, tuple[str, ...]]) -> Counter[str]:
@@ -124,7 +128,8 @@ def vqa2(
         A VQA dataset: batches hold ``image`` ``[B, 3, H, W]``, ``pixel_mask`` ``[B, H, W]``,
         ``input_ids`` / ``attention_mask`` / ``token_type_ids`` ``[B, T]``,
         ``answer_scores`` ``[B, A]`` (``min(#matches / 3, 1)``), ``answers`` (B lists of
-        raw answers), ``answer_type`` (B strings, "" where the annotations give none),
+        raw answers), ``answer_type`` and ``question_type`` (B strings each, "" where the
+        annotations give none),
         ``question_id`` / ``image_id`` ``[B]``.
     """
     names = split_names or VQA2_SPLITS
@@ -138,8 +143,9 @@ def vqa2(
     require_files(dict.fromkeys(needed), "vqa2")
     answers: dict[int, tuple[str, ...]] = {}
     answer_types: dict[int, str] = {}
+    question_types: dict[int, str] = {}
     if has_annotations(official):
-        answers, answer_types = read_annotations(annotations_path(root, official))
+        answers, answer_types, question_types = read_annotations(annotations_path(root, official))
     if answer_vocab_file:
         vocab = AnswerVocab.from_file(root / answer_vocab_file)
     elif official == train_official:
@@ -152,7 +158,7 @@ def vqa2(
             raise ConfigError(f"{annotations_path(root, official)}: no annotation for question_id {question_id}")
         path = images_root / official / f"COCO_{official}_{image_id:012d}.jpg"
         questions.append(VqaQuestion(question_id, image_id, path, text, answers.get(question_id, ()),
-                                     answer_types.get(question_id)))
+                                     answer_types.get(question_id), question_types.get(question_id)))
     if check_images:
         require_images((q.image_path for q in questions), name)
     return VqaDataset(questions, vocab, tokenizer, choose_transform(split, train_transform, eval_transform),

@@ -31,23 +31,33 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
             evaluation's ``perAnswerType``; the batch must hold ``answer_type`` (B strings,
             VQAv2's "yes/no", "number", "other"). Questions without a type count only in
             the overall accuracy.
+        per_question_type: also report the accuracy of each question type as
+            ``vqa_accuracy/question/<type>`` ("what color is the" is written
+            ``what_color_is_the``), as the official evaluation's ``perQuestionType``; the batch
+            must hold ``question_type`` (B strings, VQAv2's question prefixes).
     """
 
+    # option -> (batch key, result key prefix)
+    GROUPS = {"per_answer_type": ("answer_type", "vqa_accuracy/"),
+              "per_question_type": ("question_type", "vqa_accuracy/question/")}
+
     def __init__(self, dataset: Any, name: str = "", logits_key: str = "logits", answers_key: str = "answers",
-                 per_answer_type: bool = False) -> None:
+                 per_answer_type: bool = False, per_question_type: bool = False) -> None:
         info = dataset.info()
         if "answer_vocab" not in info:
             raise ConfigError(f"vqa_accuracy on dataset '{name}': its info() has no 'answer_vocab' "
                               "(the answer string of each logit); use a VQA dataset")
         self.vocab: list[str] = list(info["answer_vocab"])
         self.name, self.logits_key, self.answers_key = name, logits_key, answers_key
-        self.per_answer_type = per_answer_type
+        chosen = {"per_answer_type": per_answer_type, "per_question_type": per_question_type}
+        self.groups = [option for option, on in chosen.items() if on]
         self.reset()
 
     def reset(self) -> None:
         self.total_score = 0.0
         self.count = 0
-        self.by_type: dict[str, list[float]] = {}  # answer type -> [score sum, questions]
+        # option -> group (e.g. an answer type) -> [score sum, questions]
+        self.tallies: dict[str, dict[str, list[float]]] = {option: {} for option in self.groups}
 
     def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
         answers: Sequence[Sequence[str]] | None = batch.get(self.answers_key)
@@ -58,37 +68,41 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
         if logits.shape[-1] != len(self.vocab):
             raise ValueError(f"vqa_accuracy: logits have {logits.shape[-1]} answers but answer_vocab has "
                              f"{len(self.vocab)}")
-        types: Sequence[str] = [""] * len(answers)
-        if self.per_answer_type:
-            types = batch.get("answer_type")
-            if types is None:
-                raise KeyError(f"vqa_accuracy on dataset '{self.name}': per_answer_type needs the batch's "
-                               "'answer_type' (from the annotations' answer_type field); set "
-                               "per_answer_type=false for a dataset without it")
-            if len(types) != len(answers):
-                raise ValueError(f"vqa_accuracy on dataset '{self.name}': {len(types)} answer types for "
-                                 f"{len(answers)} questions in one batch")
-        for index, humans, kind in zip(logits.argmax(dim=-1).tolist(), answers, types):
+        groups = {option: self._groups_of(batch, option, len(answers)) for option in self.groups}
+        for row, (index, humans) in enumerate(zip(logits.argmax(dim=-1).tolist(), answers)):
             score = answer_accuracy(self.vocab[index], list(humans))
             self.total_score += score
             self.count += 1
-            if kind:
-                tally = self.by_type.setdefault(kind, [0.0, 0])
-                tally[0] += score
-                tally[1] += 1
+            for option, names in groups.items():
+                if names[row]:
+                    tally = self.tallies[option].setdefault(names[row], [0.0, 0])
+                    tally[0] += score
+                    tally[1] += 1
+
+    def _groups_of(self, batch: Mapping[str, Any], option: str, count: int) -> Sequence[str]:
+        key = self.GROUPS[option][0]
+        names = batch.get(key)
+        if names is None:
+            raise KeyError(f"vqa_accuracy on dataset '{self.name}': {option} needs the batch's '{key}' "
+                           f"(from the annotations' {key} field); set {option}=false for a dataset without it")
+        if len(names) != count:
+            raise ValueError(f"vqa_accuracy on dataset '{self.name}': {len(names)} values of {key} for "
+                             f"{count} questions in one batch")
+        return names
 
     def compute(self) -> dict[str, float]:
-        parts = dist.all_gather_object((self.total_score, self.count, self.by_type))
+        parts = dist.all_gather_object((self.total_score, self.count, self.tallies))
         score, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
         results = {"vqa_accuracy": score / count if count else 0.0}
-        if self.per_answer_type:
+        for option in self.groups:
             merged: dict[str, list[float]] = {}
             for part in parts:
-                for kind, (kind_score, kind_count) in part[2].items():
-                    tally = merged.setdefault(kind, [0.0, 0])
-                    tally[0] += kind_score
-                    tally[1] += kind_count
-            for kind in sorted(merged):
-                key = re.sub(r"[^0-9A-Za-z]+", "_", kind).strip("_")
-                results[f"vqa_accuracy/{key}"] = merged[kind][0] / merged[kind][1]
+                for group, (group_score, group_count) in part[2][option].items():
+                    tally = merged.setdefault(group, [0.0, 0])
+                    tally[0] += group_score
+                    tally[1] += group_count
+            prefix = self.GROUPS[option][1]
+            for group in sorted(merged):
+                key = re.sub(r"[^0-9A-Za-z]+", "_", group).strip("_")
+                results[prefix + key] = merged[group][0] / merged[group][1]
         return results
