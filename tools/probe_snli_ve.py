@@ -19,6 +19,12 @@ train split, reporting val accuracy beside the majority answer:
   asks whether the picture features hold the answer, and after how many samples a reader built
   for the look-up finds it (printed at several points of its training).
 
+Before the probes it breaks the run's own SNLI-VE val accuracy down by the kind of statement
+(the benchmark's templates: exists, count, colour, relation, background, unseen property), with
+how well the run's logits rank that kind's contradictions above its other label (the area under
+the ROC curve of ``logit(contradiction) - logit(other)``; 0.5 is blind). A run that answers a
+kind by its template alone scores that kind's majority label and ranks at about 0.5.
+
 Run it from the folder the run was started in: the saved config's data paths are relative to
 it. Only the benchmark's hypotheses are parsed (its lexicon); real SNLI-VE has no such structure.
 """
@@ -67,6 +73,55 @@ def oracle(texts: Sequence[str]) -> Tensor:
     return rows
 
 
+STATEMENT_KINDS = ("exists", "count", "colour", "relation", "background", "unseen")
+
+
+def statement_kind(text: str) -> str:
+    """Which of the benchmark's statement templates wrote ``text`` (``STATEMENT_KINDS``)."""
+    text = text.lower().rstrip(".")
+    if any(p in text for p in lexicon.UNSEEN_PROPERTIES):
+        return "unseen"
+    if text.startswith("the background is"):
+        return "background"
+    if text.startswith("there is") and text.endswith("in the picture"):
+        return "exists"
+    if text.startswith(("there is", "there are")):
+        return "count"  # "there are two red circles", "there is one star", "there are no squares"
+    if text.split()[-1] in lexicon.COLOURS:
+        return "colour"
+    return "relation"
+
+
+def ranking(scores: Tensor, positive: Tensor) -> float:
+    """Area under the ROC curve: how often a positive scores above a negative (ties count half)."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    above = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
+    return float(above)
+
+
+def by_kind(texts: Sequence[str], labels: Tensor, logits: Tensor, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per statement kind: rows, label counts, accuracy, and the contradiction ranking against the
+    kind's other label (entailment, or neutral for unseen properties)."""
+    contradiction = names.index("contradiction")
+    kinds = [statement_kind(t) for t in texts]
+    rows = []
+    for kind in STATEMENT_KINDS:
+        keep = torch.tensor([k == kind for k in kinds], dtype=torch.bool)
+        if not keep.any():
+            continue
+        y, scores = labels[keep], logits[keep]
+        other = names.index("neutral" if kind == "unseen" else "entailment")
+        pair = (y == contradiction) | (y == other)
+        margin = scores[:, contradiction] - scores[:, other]
+        rows.append({"kind": kind, "rows": int(keep.sum()),
+                     "labels": {n: int((y == i).sum()) for i, n in enumerate(names)},
+                     "accuracy": float((scores.argmax(1) == y).float().mean()),
+                     "other": names[other], "ranking": ranking(margin[pair], (y == contradiction)[pair])})
+    return rows
+
+
 def unseen_property(texts: Sequence[str], labels: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor]:
     """Which rows state an unseeable property as neutral or contradiction, and ``present``
     (neutral: the described object is in the picture)."""
@@ -96,6 +151,16 @@ def encode(model: nn.Module, dataset: Any, name: str, batch_size: int, max_rows:
     examples = dataset.examples[:rows]
     return {"cls": torch.cat(cls), "cells": torch.cat(cells), "padding": torch.cat(padding),
             "texts": [ex.text for ex in examples], "labels": torch.tensor([ex.label for ex in examples])}
+
+
+@torch.no_grad()
+def judge(model: nn.Module, dataset: Any, batch_size: int, max_rows: int | None) -> Tensor:
+    """The run's logits ``[N, 3]`` on ``dataset`` (its first ``max_rows`` rows)."""
+    from unimm.training.streams import eval_batches
+
+    return torch.cat([model(batch)["logits"] for batch in eval_batches(
+        dataset, batch_size=batch_size, rank=0, world_size=1,
+        max_batches=None if max_rows is None else -(-max_rows // batch_size))])
 
 
 def majority(train: Tensor, val: Tensor) -> float:
@@ -198,6 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               for s, d in datasets.items())
     print(f"SNLI-VE probes of {args.run} ({len(train['texts'])} {train_split} rows, {len(val['texts'])} "
           f"{val_split} rows)\n")
+    logits = judge(model, datasets[val_split], 64, args.max_rows)
+    print(f"The run's {val_split} answers by kind of statement\n")
+    print("| kind | rows | labels | accuracy | contradiction ranked above |\n|---|---|---|---|---|")
+    for row in by_kind(val["texts"], val["labels"], logits, labels):
+        counts = ", ".join(f"{n} {c}" for n, c in row["labels"].items() if c)
+        print(f"| {row['kind']} | {row['rows']} | {counts} | {row['accuracy']:.3f} | "
+              f"{row['other']}: {row['ranking']:.3f} |")
+    print()
     print(f"| probe | {val_split} accuracy | majority |\n|---|---|---|")
     for kind in ("shape", "colour"):
         y, y_val = word_class(train["texts"], kind), word_class(val["texts"], kind)

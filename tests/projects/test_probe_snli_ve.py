@@ -39,6 +39,34 @@ def test_hypotheses_are_read_for_their_described_object(tool):
     assert keep.tolist() == [True, True, False, False] and present[keep].tolist() == [1, 0]
 
 
+def test_statements_are_sorted_by_the_template_that_wrote_them(tool):
+    written = {"There is a small red circle in the picture.": "exists",
+               "There are two blue squares.": "count", "There is one star.": "count",
+               "There are no green crosses.": "count", "There are no shapes in the picture.": "count",
+               "The star is purple.": "colour", "The red circle is left of the blue square.": "relation",
+               "The background is checkered.": "background", "The picture is made of wood.": "unseen",
+               "There is a star that is brand new.": "unseen", "The red circle is very heavy.": "unseen"}
+    assert {text: tool.statement_kind(text) for text in written} == written
+
+
+def test_answers_by_kind_rank_contradictions_against_the_kinds_other_label(tool):
+    names = ["contradiction", "neutral", "entailment"]
+    texts = ["The background is striped."] * 4 + ["The star is very heavy."] * 3
+    labels = torch.tensor([2, 2, 0, 0, 1, 1, 0])
+    # margins logit(contradiction) - logit(other): background, entailment -1, 1 / contradiction 1, -3;
+    # unseen, neutral -1, -2 / contradiction -1.5
+    logits = torch.tensor([[0.0, 0, 1], [2, 0, 1], [1, 0, 0], [0, 0, 3], [0, 1, 0], [0, 2, 0], [0, 1.5, 0]])
+    rows = tool.by_kind(texts, labels, logits, names)
+    assert [r["kind"] for r in rows] == ["background", "unseen"]
+    background, unseen = rows
+    assert background["labels"] == {"contradiction": 2, "neutral": 0, "entailment": 2}
+    assert background["accuracy"] == 0.5 and background["other"] == "entailment"
+    assert background["ranking"] == pytest.approx(1.5 / 4)  # 1 beats -1 and ties 1; -3 beats neither
+    assert unseen["other"] == "neutral" and unseen["accuracy"] == pytest.approx(2 / 3)
+    assert unseen["ranking"] == pytest.approx(0.5)  # -1.5 lies between -1 and -2
+    assert tool.ranking(torch.tensor([1.0, 1.0]), torch.tensor([True, False])) == 0.5  # a tie counts half
+
+
 def test_the_existence_reader_finds_a_planted_object(tool):
     g = torch.Generator().manual_seed(0)
     n, cells, size = 1024, 16, 8
@@ -71,6 +99,9 @@ def test_a_finished_run_is_probed(tool, tiny_benchmark: Path, tmp_path: Path, ca
     capsys.readouterr()
     assert tool.main([str(run), "--steps", "4", "--batch-size", "8"]) == 0
     table = capsys.readouterr().out
+    kinds = [line.split(" | ")[0][2:] for line in table.splitlines()
+             if line.split(" | ")[0][2:] in tool.STATEMENT_KINDS]
+    assert kinds and set(kinds) <= set(tool.STATEMENT_KINDS)
     rows = [line for line in table.splitlines() if line.startswith("| text") or line.startswith("| trunk")]
     assert [r.split(" | ")[0] for r in rows[:2]] == ["| text [CLS] -> described shape",
                                                      "| text [CLS] -> described colour"]
