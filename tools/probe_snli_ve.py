@@ -126,17 +126,19 @@ def unseen_property(texts: Sequence[str], labels: Tensor, names: Sequence[str]) 
     """Which rows state an unseeable property as neutral or contradiction, and ``present``
     (neutral: the described object is in the picture)."""
     neutral, contradiction = names.index("neutral"), names.index("contradiction")
-    about = torch.tensor([any(p in t.lower() for p in lexicon.UNSEEN_PROPERTIES) for t in texts])
+    about = torch.tensor([statement_kind(t) == "unseen" for t in texts])
     keep = about & ((labels == neutral) | (labels == contradiction))
     return keep, (labels == neutral).long()
 
 
 @torch.no_grad()
-def encode(model: nn.Module, dataset: Any, name: str, batch_size: int, max_rows: int | None) -> dict[str, Any]:
-    """Text [CLS] ``[N, D]``, trunk cells ``[N, S, C]`` with their padding ``[N, S]``, texts, labels."""
+def encode(model: nn.Module, dataset: Any, name: str, batch_size: int, max_rows: int | None,
+           judge: bool = False) -> dict[str, Any]:
+    """Text [CLS] ``[N, D]``, trunk cells ``[N, S, C]`` with their padding ``[N, S]``, texts, labels,
+    and with ``judge`` the run's own logits ``[N, 3]``."""
     from unimm.training.streams import eval_batches
 
-    cls, cells, padding = [], [], []
+    cls, cells, padding, logits = [], [], [], []
     for batch in eval_batches(dataset, batch_size=batch_size, rank=0, world_size=1,
                               max_batches=None if max_rows is None else -(-max_rows // batch_size)):
         text = model.text_encoder(batch["input_ids"], batch.get("attention_mask"), batch.get("token_type_ids"), name)
@@ -144,23 +146,18 @@ def encode(model: nn.Module, dataset: Any, name: str, batch_size: int, max_rows:
         features, pad = model.image_encoder.backbone(batch["image"], ~batch["pixel_mask"].bool())
         cells.append(features.flatten(2).transpose(1, 2))  # [B, h*w, C]
         padding.append(pad.flatten(1))
+        if judge:
+            logits.append(model(batch)["logits"])
     longest = max(c.shape[1] for c in cells)
     cells = [F.pad(c, (0, 0, 0, longest - c.shape[1])) for c in cells]
     padding = [F.pad(p, (0, longest - p.shape[1]), value=True) for p in padding]
     rows = sum(len(c) for c in cls)
     examples = dataset.examples[:rows]
-    return {"cls": torch.cat(cls), "cells": torch.cat(cells), "padding": torch.cat(padding),
-            "texts": [ex.text for ex in examples], "labels": torch.tensor([ex.label for ex in examples])}
-
-
-@torch.no_grad()
-def judge(model: nn.Module, dataset: Any, batch_size: int, max_rows: int | None) -> Tensor:
-    """The run's logits ``[N, 3]`` on ``dataset`` (its first ``max_rows`` rows)."""
-    from unimm.training.streams import eval_batches
-
-    return torch.cat([model(batch)["logits"] for batch in eval_batches(
-        dataset, batch_size=batch_size, rank=0, world_size=1,
-        max_batches=None if max_rows is None else -(-max_rows // batch_size))])
+    out = {"cls": torch.cat(cls), "cells": torch.cat(cells), "padding": torch.cat(padding),
+           "texts": [ex.text for ex in examples], "labels": torch.tensor([ex.label for ex in examples])}
+    if judge:
+        out["logits"] = torch.cat(logits)
+    return out
 
 
 def majority(train: Tensor, val: Tensor) -> float:
@@ -259,14 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"probe_snli_ve: {err}\n(relative paths in {args.run}/config.yaml are read from the folder the "
               f"run was started in; run the probe from there)", file=sys.stderr)
         return 2
-    (train_split, train), (val_split, val) = ((s, encode(model, d, name, 64, args.max_rows))
+    (train_split, train), (val_split, val) = ((s, encode(model, d, name, 64, args.max_rows, judge=s != "train"))
                                               for s, d in datasets.items())
     print(f"SNLI-VE probes of {args.run} ({len(train['texts'])} {train_split} rows, {len(val['texts'])} "
           f"{val_split} rows)\n")
-    logits = judge(model, datasets[val_split], 64, args.max_rows)
     print(f"The run's {val_split} answers by kind of statement\n")
     print("| kind | rows | labels | accuracy | contradiction ranked above |\n|---|---|---|---|---|")
-    for row in by_kind(val["texts"], val["labels"], logits, labels):
+    for row in by_kind(val["texts"], val["labels"], val["logits"], labels):
         counts = ", ".join(f"{n} {c}" for n, c in row["labels"].items() if c)
         print(f"| {row['kind']} | {row['rows']} | {counts} | {row['accuracy']:.3f} | "
               f"{row['other']}: {row['ranking']:.3f} |")

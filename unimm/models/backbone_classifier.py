@@ -164,6 +164,18 @@ class CellClassifier(nn.Module):
             out["losses"][f"{self.dataset}/cell_attribute_bce"] = loss
         return out
 
+    def _check_attributes(self, targets: Sequence[Mapping[str, Tensor]]) -> None:
+        """One look at the largest attribute index of the batch (one device sync, not one a picture)."""
+        given = [t["attributes"].flatten() for t in targets if "attributes" in t and t["attributes"].numel()]
+        if not self.num_attributes or not given:
+            return
+        largest = int(torch.cat([g.to(given[0].device) for g in given]).max())
+        if largest >= self.num_attributes:
+            raise ValueError(
+                f"dataset '{self.dataset}': a box has attribute index {largest}, but the dataset's info() "
+                f"gives num_attributes={self.num_attributes}; the attribute vocabulary the model was built "
+                "from must cover every index its targets use")
+
     def cell_targets(self, targets: Sequence[Mapping[str, Tensor]], cell_padding: Tensor,
                      padded_size: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Per cell, the class index (``num_classes`` = background, -100 = padding) ``[B, h, w]``
@@ -175,6 +187,7 @@ class CellClassifier(nn.Module):
         # cell centres in padded pixels
         ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * padded_size[0] / h
         xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * padded_size[1] / w
+        self._check_attributes(targets)
         for b, target in enumerate(targets):
             boxes = target["boxes"].to(device=device, dtype=torch.float32)
             if not len(boxes):
@@ -194,11 +207,6 @@ class CellClassifier(nn.Module):
             labels[b] = torch.where(covered, box_labels[owner], self.num_classes)
             if self.num_attributes and "attributes" in target:
                 indices = target["attributes"].to(device=device, dtype=torch.long)  # [N, K], -1 = none
-                if indices.numel() and int(indices.max()) >= self.num_attributes:
-                    raise ValueError(
-                        f"dataset '{self.dataset}': a box has attribute index {int(indices.max())}, but the "
-                        f"dataset's info() gives num_attributes={self.num_attributes}; the attribute vocabulary "
-                        "the model was built from must cover every index its targets use")
                 hot = F.one_hot(indices.clamp(min=0), self.num_attributes) * (indices >= 0)[..., None]
                 hot = hot.amax(1) if indices.shape[1] else hot.new_zeros(len(indices), self.num_attributes)
                 attributes[b] = hot[owner].float() * covered[..., None]  # [h, w, A]
