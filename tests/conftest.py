@@ -68,7 +68,7 @@ def _seed_and_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def tiny_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root holding the shapes benchmark at its tiny size (generated once per test run; read only)."""
-    from unimm.data.shapes import generate_shapes
+    from unimm.benchmark.shapes import generate_shapes
 
     root = tmp_path_factory.mktemp("data")
     generate_shapes(root, size="tiny")

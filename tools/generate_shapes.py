@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from unimm.data.shapes import SIZES, generate_shapes  # noqa: E402
-from unimm.data.shapes.writers.files import disk_usage  # noqa: E402
+from unimm.benchmark.shapes import SIZES, generate_shapes  # noqa: E402
+from unimm.benchmark.shapes.writers.files import disk_usage  # noqa: E402
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

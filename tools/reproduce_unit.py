@@ -8,7 +8,7 @@ Each run is a ``projects/unit`` config with ``variant=shapes``, carried out in t
 ``unimm.session.prepare`` / ``execute`` in its own folder ``<out>/<run name>``: single-task
 against joint training, shared against separate decoders, COCO init., and the shared 8-dataset
 model without task embeddings. The runs with pictures start from the benchmark's pretrained
-trunk (``configs/shapes/backbone.yaml``), trained once, before them, into
+trunk (``includes/shapes/backbone.yaml``), trained once, before them, into
 ``<out>/shapes_backbone``. The final validation metrics of every run found under ``--out``
 (read from its ``metrics.jsonl``) are set beside the paper's Tables 1 and 3 (and Table 4 for the
 ablation runs, which only ``--only`` selects), with the benchmark's best baselines and the
@@ -37,7 +37,7 @@ from unimm.utils.fileio import atomic_write_text  # noqa: E402
 BEGIN, END = "<!-- reproduce_unit:begin -->", "<!-- reproduce_unit:end -->"
 VARIANT = "shapes"
 RUN_RECORD = "reproduce.json"  # what this script notes in a run folder (config, updates, wall time, status)
-BACKBONE_RUN = "shapes_backbone"  # the pretrained trunk of every run with pictures (configs/shapes/backbone.yaml)
+BACKBONE_RUN = "shapes_backbone"  # the pretrained trunk of every run with pictures (includes/shapes/backbone.yaml)
 
 # Our metric key -> the benchmark's task name in baselines.json (as all8.yaml's baseline_table).
 BASELINE_TASKS = {
@@ -324,7 +324,7 @@ def collect(out: Path) -> dict[str, dict[str, Any]]:
 
 def read_baselines(path: Path) -> dict[str, tuple[str, float]]:
     """Metric key -> (name, value) of the benchmark's best baseline, from baselines.json."""
-    from unimm.training.callbacks import numeric_baselines
+    from unimm.benchmark.baseline_table import numeric_baselines
 
     if not path.exists():
         return {}

@@ -29,10 +29,18 @@ Samples and batches are plain dicts. Every batch carries:
 
 A model's ``forward(batch)`` returns a dict with ``"losses"``: ``{"<dataset>/<loss>": scalar}``
 (summed by the trainer) and whatever outputs its metrics read (``"logits"``, ``"pred_boxes"`` ...).
+
+These Protocols are the contracts between parts: annotations use them, and a part that needs
+another's ability finds it by ``isinstance`` against its Protocol, never by probing attributes.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from unimm.models.encoded_sequence import EncodedSequence
 
 
 @runtime_checkable
@@ -64,3 +72,85 @@ class Metric(Protocol):
     def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None: ...
 
     def compute(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the trainer runs: ``model(batch)`` -> outputs with ``"losses"`` (see the module docstring)."""
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class QueryDecoder(Protocol):
+    """A decoder with named query sets (one per dataset in UniT) over an encoded memory."""
+
+    hidden_size: int
+
+    def num_queries(self) -> dict[str, int]:
+        """Query set name -> its number of queries."""
+        ...
+
+    def __call__(self, memory: EncodedSequence, dataset_name: str) -> torch.Tensor:
+        """``[L, B, Q, D]``: the states of every layer for the dataset's queries."""
+        ...
+
+
+@runtime_checkable
+class TargetLoss(Protocol):
+    """A registered loss of logits against one batch entry (``unimm.losses.classification``)."""
+
+    name: str  # logged as "<dataset>/<name>"
+    target_key: str  # the batch entry it reads, e.g. "label"
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TaskSampler(Protocol):
+    """Names the dataset of each update; the same sequence on every rank, resumable."""
+
+    def next(self) -> str: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class OptimizerHook(Protocol):
+    """Touches gradients or optimizer state around each optimizer step; its state is checkpointed."""
+
+    def before_step(self, step: int) -> None: ...
+
+    def after_step(self, step: int) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class GradientMask(OptimizerHook, Protocol):
+    """An optimizer hook holding a mask over parameters, which ``masked_combine`` applies (ViT-BERT Eq. 8)."""
+
+    def mask_update_due(self) -> bool:
+        """Whether ``observe`` will prune this update (all ranks must then agree on the gradients)."""
+        ...
+
+    def observe(self, grads_a: Mapping[torch.Tensor, torch.Tensor | None]) -> None:
+        """See the masked-in group's gradients of this update (Algorithm 1)."""
+        ...
+
+    def mask_for(self, param: torch.Tensor) -> torch.Tensor | None:
+        """The bool mask of ``param`` (True: take group a's gradient), or None when unmasked."""
+        ...
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """Data a run generates before it starts (``env.benchmark``)."""
+
+    def prepare(self, data_dir: str) -> None:
+        """Write it under ``data_dir``, or keep an identical copy already there."""
+        ...

@@ -23,7 +23,7 @@ from typing import Iterable
 from unimm.config.errors import ConfigError
 
 ENTRY_POINT_GROUP = "unimm.plugins"
-BUILTIN_PACKAGES = ("unimm.models", "unimm.data", "unimm.metrics", "unimm.training")
+BUILTIN_PACKAGES = ("unimm.models", "unimm.losses", "unimm.data", "unimm.metrics", "unimm.training", "unimm.benchmark")
 _loaded_dirs: dict[Path, ModuleType] = {}
 
 
@@ -56,6 +56,22 @@ def load_user_dirs(dirs: str | Iterable[str] | None) -> list[ModuleType]:
     return [load_user_dir(Path(d)) for d in folders]
 
 
+def importable_name(folder: Path) -> str | None:
+    """The dotted name under which ``import`` would find ``folder`` from ``sys.path``, if any.
+
+    A project folder of the repository (``projects/unit``) is then one module however it is
+    reached, by ``env.user_dir`` or by ``import projects.unit``, and registers its parts once.
+    """
+    for entry in sys.path:
+        try:
+            parts = folder.relative_to(Path(entry or ".").resolve()).parts
+        except (ValueError, OSError):
+            continue
+        if parts and all(part.isidentifier() for part in parts):
+            return ".".join(parts)
+    return None
+
+
 def load_user_dir(folder: Path) -> ModuleType:
     folder = folder.expanduser().resolve()
     if folder in _loaded_dirs:
@@ -71,6 +87,18 @@ def load_user_dir(folder: Path) -> ModuleType:
     if already is not None:  # imported as a regular package before: importing again would re-register
         _loaded_dirs[folder] = already
         return already
+    dotted = importable_name(folder)
+    if dotted is not None:  # the name a plain import would give it: a later `import` finds it loaded
+        try:
+            module = importlib.import_module(dotted)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(f"env.user_dir: importing {folder} (as {dotted}) failed: "
+                              f"{type(err).__name__}: {err}") from err
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == init:
+            _loaded_dirs[folder] = module
+            return module
     name = folder.name if folder.name.isidentifier() else "unimm_user_plugin"
     if name in sys.modules:  # do not shadow an importable module of the same name
         name = f"unimm_user_{name}_{len(_loaded_dirs)}"

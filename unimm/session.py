@@ -6,6 +6,7 @@ the run folder and hands over to the trainer.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -50,7 +51,7 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
         log = logging.getLogger("unimm")
         log.info("run folder: %s", folder.resolve())
         if dist.is_main_process():
-            generate_benchmark_if_asked(cfg)
+            prepare_benchmark(cfg)
         dist.barrier()
         ensure_init_run(cfg)
         results = run(cfg)
@@ -91,7 +92,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
                           "the YAML that sets it, then from the working dir); give the stage's config file")
     env = cfg["env"]
     overrides = [f"env.data_dir={env['data_dir']}", f"env.device={env['device']}",
-                 *(f"env.benchmark.{key}={value}" for key, value in env["benchmark"].items()), *stage["overrides"]]
+                 f"env.benchmark={json.dumps(env['benchmark'])}", *stage["overrides"]]
     sub, text = prepare(config, overrides, variant=stage["variant"])
     folder = Path(sub["env"]["save_dir"])
     if target.exists():
@@ -104,7 +105,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     log.info("init_run: %s is absent; training %s into %s first", target, config, folder)
     if dist.is_main_process():
         atomic_write_text(folder / "config.yaml", text)
-        generate_benchmark_if_asked(sub)
+        prepare_benchmark(sub)
     dist.barrier()
     ensure_init_run(sub, (*stack, config))
     run(sub)
@@ -138,30 +139,14 @@ def check_stage_config(saved: Path, wanted: dict[str, Any], target: Path) -> Non
                           "train it again, or point checkpoint.init_from (and the stage's env.save_dir) elsewhere")
 
 
-def generate_benchmark_if_asked(cfg: dict[str, Any]) -> None:
-    """``ensure_benchmark`` with the run's ``env.benchmark`` settings when ``generate`` is set."""
-    settings = cfg["env"]["benchmark"]
-    if settings["generate"]:
-        ensure_benchmark(cfg["env"]["data_dir"], **{k: v for k, v in settings.items() if k != "generate"})
+def prepare_benchmark(cfg: dict[str, Any]) -> None:
+    """Generate the run's ``env.benchmark`` under ``env.data_dir`` unless the same one is already there."""
+    from unimm.registry import BENCHMARKS
 
-
-def ensure_benchmark(data_dir: str, size: str, seed: int) -> None:
-    """Generate the shapes benchmark under ``data_dir`` unless the same one is already there."""
-    import time
-
-    from unimm.data.shapes import generate_shapes
-
-    log = logging.getLogger("unimm")
-    start = time.perf_counter()
-    try:
-        summary = generate_shapes(data_dir, size=size, seed=seed)
-    except FileExistsError as err:
-        raise ConfigError(f"env.benchmark: {err}; or set env.data_dir to another folder") from None
-    if summary["reused"]:
-        log.info("benchmark: using %s (size %s, seed %d)", summary["path"], size, seed)
-    else:
-        log.info("benchmark: generated %s (size %s, seed %d) in %.1fs", summary["path"], size, seed,
-                 time.perf_counter() - start)
+    node = cfg["env"]["benchmark"]
+    if not node:
+        return
+    BENCHMARKS.build(node, path="env.benchmark").prepare(cfg["env"]["data_dir"])
 
 
 def setup_logging(level: str, folder: Path | None) -> None:

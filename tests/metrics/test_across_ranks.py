@@ -14,7 +14,7 @@ from tests.metrics.test_vqa_accuracy import FakeVQA, logits_for
 from unimm.metrics.accuracy import accuracy
 from unimm.metrics.coco_map import coco_map, evaluate_boxes
 from unimm.metrics.vqa_accuracy import vqa_accuracy
-from unimm.modules.set_criterion import average_box_count
+from unimm.losses.set_criterion import average_box_count
 
 WORLD = 2
 

@@ -1,4 +1,5 @@
-"""Small dataset_info and batches of every UniT task type, shared by the model tests."""
+"""Small dataset_info (as the trainer passes it: task_type + info()) and batches of every UniT task
+type, shared by the model tests and the UniT project's."""
 from __future__ import annotations
 
 import pytest
@@ -14,11 +15,12 @@ def categories(n: int) -> list[dict]:
 @pytest.fixture
 def dataset_info() -> dict[str, dict]:
     return {
-        "coco": {"categories": categories(5)},
-        "vg": {"categories": categories(6), "num_attributes": 7},
-        "vqa2": {"answer_vocab": [f"a{i}" for i in range(11)], "num_answers": 11, "vocab_size": VOCAB},
-        "snli_ve": {"num_classes": 3, "vocab_size": VOCAB},
-        "sst2": {"num_classes": 2, "vocab_size": VOCAB},
+        "coco": {"task_type": "detection", "categories": categories(5)},
+        "vg": {"task_type": "detection", "categories": categories(6), "num_attributes": 7},
+        "vqa2": {"task_type": "vqa", "answer_vocab": [f"a{i}" for i in range(11)], "num_answers": 11,
+                 "vocab_size": VOCAB},
+        "snli_ve": {"task_type": "classification", "num_classes": 3, "vocab_size": VOCAB},
+        "sst2": {"task_type": "text_classification", "num_classes": 2, "vocab_size": VOCAB},
     }
 
 

@@ -6,26 +6,26 @@ import torchvision
 from torch import nn
 
 from unimm.config.errors import ConfigError
-from unimm.models.detr_image_encoder import detr_image_encoder
+from unimm.models.encoders.detr_image_encoder import detr_image_encoder
 
 TINY = dict(backbone="tiny", dilation=True, hidden_size=32, num_layers=2, num_heads=2, ffn_size=64)
 
 
 def test_task_token_is_stripped_and_changes_the_output(dataset_info, batches):
-    encoder = detr_image_encoder(dataset_info, **TINY).eval()
+    encoder = detr_image_encoder(list(dataset_info), **TINY).eval()
     image, mask = batches["coco"]["image"], batches["coco"]["pixel_mask"]
     coco, vg = encoder(image, mask, "coco"), encoder(image, mask, "vg")
     # 64 x 80 pixels at stride 16 -> 4 x 5 positions; the prefixed token is gone
     assert coco.hidden.shape == (2, 20, 32) and coco.pos.shape == (2, 20, 32)
     assert coco.padding_mask.shape == (2, 20) and coco.padding_mask[1].sum() == 4
     assert not torch.allclose(coco.hidden, vg.hidden)
-    plain = detr_image_encoder(dataset_info, use_task_embedding=False, **TINY)
+    plain = detr_image_encoder(None, **TINY)
     assert not any("task_tokens" in n for n, _ in plain.named_parameters())
-    assert len(plain(image, mask, "coco")) == 20
+    assert len(plain(image, mask)) == 20
 
 
-def test_unknown_dataset_names_the_known_ones(dataset_info, batches):
-    encoder = detr_image_encoder(dataset_info, **TINY)
+def test_unknown_dataset_names_the_known_ones(batches):
+    encoder = detr_image_encoder(["coco", "snli_ve"], **TINY)
     with pytest.raises(KeyError, match="built for coco, snli_ve"):
         encoder(batches["coco"]["image"], None, "imagenet")
 
@@ -44,7 +44,7 @@ def test_loads_a_torchvision_resnet_state_dict(tmp_path):
     state = _resnet18_state()
     torch.save(state, tmp_path / "resnet18.pth")
     encoder = detr_image_encoder(backbone="resnet18", hidden_size=32, num_layers=1, num_heads=2, ffn_size=64,
-                                 use_task_embedding=False, pretrained_path=str(tmp_path / "resnet18.pth"),
+                                 pretrained_path=str(tmp_path / "resnet18.pth"),
                                  pretrained_format="torchvision")
     own = encoder.state_dict()
     for key in ("conv1.weight", "bn1.running_var", "layer3.1.conv2.weight", "layer4.0.downsample.1.bias"):
@@ -61,7 +61,7 @@ def test_loads_a_detr_checkpoint(tmp_path):
                   "class_embed.weight": torch.randn(92, 32), "query_embed.weight": torch.randn(100, 32)})
     torch.save({"model": model, "epoch": 3, "args": argparse.Namespace(lr=1e-4)}, tmp_path / "detr.pth")
     encoder = detr_image_encoder(backbone="resnet18", hidden_size=32, num_layers=2, num_heads=2, ffn_size=64,
-                                 use_task_embedding=False, pretrained_path=str(tmp_path / "detr.pth"))
+                                 pretrained_path=str(tmp_path / "detr.pth"))
     own = encoder.state_dict()
     assert torch.equal(own["input_proj.weight"], model["input_proj.weight"])
     assert torch.equal(own["encoder.layers.1.self_attn.in_proj_weight"],
@@ -70,4 +70,4 @@ def test_loads_a_detr_checkpoint(tmp_path):
     # a checkpoint that does not fit names the mismatching keys
     with pytest.raises(ConfigError, match="encoder.layers.2"):
         detr_image_encoder(backbone="resnet18", hidden_size=32, num_layers=3, num_heads=2, ffn_size=64,
-                           use_task_embedding=False, pretrained_path=str(tmp_path / "detr.pth"))
+                           pretrained_path=str(tmp_path / "detr.pth"))

@@ -30,6 +30,10 @@ def render_markdown(kinds: Iterable[str]) -> str:
         out += ["| name | module | description |", "|---|---|---|"]
         out += [f"| `{e.name}` | `{e.module}` | {escape_cell(e.doc)} |" for e in reg.entries()]
         out.append("")
+        renamed = reg.renamed()
+        if renamed:
+            out += ["Renamed (the old name still builds, with a warning): " + ", ".join(
+                f"`{old}` is now `{new}`" for old, new in sorted(renamed.items())) + ".", ""]
     return "\n".join(out)
 
 

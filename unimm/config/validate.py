@@ -3,22 +3,28 @@
 Fixed sections (``env``, ``training`` ...) are checked against ``defaults.yaml``: unknown
 keys, wrong value types and values outside their choices. Part nodes (``model``,
 ``datasets.<name>``, ``optimizer`` ...) are bound to their registered builder's signature:
-an unknown name, an unknown argument, a missing required argument or a value of the wrong
-type is an error. Sub-parts declared by the builder are checked the same way.
+an unknown name, an unknown argument, a missing required argument or a value that does not
+fit the argument's annotation is an error. Sub-parts declared by the builder are checked the
+same way, wherever they are nested. Names that refer to other parts of the config (a dataset
+in sampler ratios, a ``<dataset>/<metric>`` in the early-stop setting, see
+``unimm.config.refs``) are checked against the configured datasets and metrics.
 """
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import inspect
 import re
 import typing
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from unimm import registry as reg
 from unimm.config.errors import ConfigError
 from unimm.config.loader import DEFAULTS, read_yaml
-from unimm.registry import REGISTRIES, Registry, RegistryError, registry_of
+from unimm.config.refs import Covers, MetricKey, Range, Ref
 
 # Where the part nodes live: dotted path ("*" = each key, "[]" = each element) -> kind.
 NODE_PATHS: dict[str, str] = {
@@ -31,18 +37,37 @@ NODE_PATHS: dict[str, str] = {
     "training.optimizer_hooks[]": "optimizer_hooks",
     "training.callbacks[]": "callbacks",
     "evaluation.metrics.*[]": "metrics",
+    "env.benchmark": "benchmarks",
 }
+NULLABLE_NODES = ("env.benchmark",)
 CHOICES: dict[str, tuple[Any, ...]] = {
     "run_type": ("train", "val", "test", "train_val", "predict"),
     "env.log_level": ("debug", "info", "warning"),
-    "env.benchmark.size": ("tiny", "default", "large"),
     "training.amp": ("none", "bf16", "fp16"),
     "training.on_nonfinite": ("stop", "skip"),
     "training.parallel": ("ddp", "fsdp"),
     "training.early_stop.mode": ("max", "min"),
 }
+# Keys of fixed sections that refer to other parts of the config.
+SECTION_REFS: dict[str, Any] = {
+    "training.early_stop.metric": typing.Optional[MetricKey],
+}
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
 OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map")
+
+
+@dataclass
+class Context:
+    """What references in the config are checked against.
+
+    Attributes:
+        datasets: the configured dataset names.
+        outputs: dataset -> the result keys its metrics return (``*`` patterns), or None when
+            a metric of it does not declare them.
+    """
+
+    datasets: list[str] = field(default_factory=list)
+    outputs: dict[str, list[str] | None] = field(default_factory=dict)
 
 
 def validate_config(cfg: DictConfig) -> dict[str, Any]:
@@ -54,13 +79,39 @@ def validate_config(cfg: DictConfig) -> dict[str, Any]:
     errors: list[str] = []
     plain = resolve_all(cfg, "", errors)
     check_section(plain, read_yaml(DEFAULTS), "", errors)
+    ctx = context_of(plain)
     for pattern, kind in NODE_PATHS.items():
         for path, node in select(plain, pattern):
-            check_node(node, REGISTRIES[kind], path, errors, runtime=())
+            if node is None and path in NULLABLE_NODES:
+                continue
+            check_node(node, reg.REGISTRIES[kind], path, errors, runtime=(), ctx=ctx)
+    for path, annotation in SECTION_REFS.items():
+        for _, value in select(plain, path):
+            check_value(value, annotation, path, errors, ctx)
     check_cross_references(plain, errors)
     if errors:
         raise ConfigError(errors)
     return plain
+
+
+def context_of(cfg: Mapping[str, Any]) -> Context:
+    """The configured datasets and the result keys of their metrics."""
+    datasets = cfg.get("datasets")
+    names = [str(n) for n in datasets] if isinstance(datasets, dict) else []
+    outputs: dict[str, list[str] | None] = {}
+    metrics = (cfg.get("evaluation") or {}).get("metrics") or {}
+    for dataset, nodes in (metrics.items() if isinstance(metrics, dict) else []):
+        keys: list[str] | None = []
+        for node in nodes if isinstance(nodes, list) else []:
+            try:
+                name, kwargs = reg.split_node(node)
+                entry = reg.METRICS.get(name)
+                declared = entry.outputs(**kwargs) if entry.outputs is not None else None
+            except Exception:  # a bad node is reported by check_node
+                declared = None
+            keys = None if keys is None or declared is None else keys + list(declared)
+        outputs[str(dataset)] = keys
+    return Context(names, outputs)
 
 
 def resolve_all(node: Any, path: str, errors: list[str]) -> Any:
@@ -171,8 +222,10 @@ def select(root: Any, pattern: str) -> list[tuple[str, Any]]:
     return found
 
 
-def check_node(node: Any, registry: Registry, path: str, errors: list[str], runtime: tuple[str, ...]) -> None:
+def check_node(node: Any, registry: reg.Registry, path: str, errors: list[str], runtime: tuple[str, ...],
+               ctx: Context | None = None) -> None:
     """Bind a part node to its builder's signature and note every mismatch."""
+    ctx = ctx or Context()
     if node is None:
         errors.append(f"{path}: a {registry.kind} node is required; set {path}.type=<name>")
         return
@@ -188,16 +241,16 @@ def check_node(node: Any, registry: Registry, path: str, errors: list[str], runt
         return
     try:
         entry = registry.get(name)
-    except RegistryError as err:
+    except reg.RegistryError as err:
         errors.append(f"{path}.type: {err}" if isinstance(node, dict) else f"{path}: {err}")
         return
     params, var_kw, hints = signature_of(entry.builder)
     supplied = set(runtime) | set(registry.runtime_args)
     for key, value in kwargs.items():
         if key in params:
-            problem = type_problem(value, hints.get(key, inspect.Parameter.empty))
-            if problem and key not in entry.parts:
-                errors.append(f"{path}.{key}: {problem} for {registry.kind} '{name}'")
+            if key not in entry.parts:
+                check_value(value, hints.get(key, inspect.Parameter.empty), f"{path}.{key}", errors, ctx,
+                            what=f"{registry.kind} '{name}'")
         elif not var_kw:
             settable = [p for p in params if p not in supplied]
             close = difflib.get_close_matches(key, settable, n=2, cutoff=0.6)
@@ -206,17 +259,20 @@ def check_node(node: Any, registry: Registry, path: str, errors: list[str], runt
     for key, param in params.items():
         if param.default is inspect.Parameter.empty and key not in kwargs and key not in supplied:
             errors.append(f"{path}.{key}: required by {registry.kind} '{name}'; set {path}.{key}=...")
-    for key, kind in entry.parts.items():
-        if key in kwargs:
-            for sub_path, sub in each_part(kwargs[key], f"{path}.{key}"):
-                check_node(sub, registry_of(kind), sub_path, errors, runtime=tuple(supplied))
+    for key, part in entry.parts.items():
+        sub_runtime = tuple(supplied | set(part.supplied))
+        for arg_path, value in select(kwargs, key):
+            if part.default_type and isinstance(value, dict) and "type" not in value:
+                continue  # the parent picks the type, and builds it with its own arguments
+            for sub_path, sub in each_part(value, f"{path}.{arg_path}"):
+                check_node(sub, reg.registry_of(part), sub_path, errors, runtime=sub_runtime, ctx=ctx)
 
 
 def each_part(value: Any, path: str) -> list[tuple[str, Any]]:
     """Sub-part nodes inside a parts argument (a node, a list or a mapping of nodes)."""
     if value is None:
         return []
-    if isinstance(value, str) or (isinstance(value, dict) and "type" in value):
+    if reg.is_node(value):
         return [(path, value)]
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in each_part(v, f"{path}.{k}")]
@@ -226,7 +282,7 @@ def each_part(value: Any, path: str) -> list[tuple[str, Any]]:
 
 
 def signature_of(builder: Any) -> tuple[dict[str, inspect.Parameter], bool, dict[str, Any]]:
-    """(named parameters, accepts **kwargs, resolved annotations) of a builder."""
+    """(named parameters, accepts **kwargs, resolved annotations with their markers) of a builder."""
     sig = inspect.signature(builder)
     params = {
         k: p for k, p in sig.parameters.items()
@@ -235,7 +291,7 @@ def signature_of(builder: Any) -> tuple[dict[str, inspect.Parameter], bool, dict
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     target = builder.__init__ if inspect.isclass(builder) else builder
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable forward references: skip type checks
         hints = {}
     return params, var_kw, hints
@@ -244,27 +300,134 @@ def signature_of(builder: Any) -> tuple[dict[str, inspect.Parameter], bool, dict
 _PLAIN = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 
-def type_problem(value: Any, annotation: Any) -> str | None:
-    """A short description of why ``value`` does not fit ``annotation``, or None."""
+def check_value(value: Any, annotation: Any, path: str, errors: list[str], ctx: Context,
+                what: str = "") -> None:
+    """Note every way ``value`` does not fit ``annotation`` (types, choices, ranges, references)."""
+    suffix = f" for {what}" if what else ""
+    for sub_path, problem in value_problems(value, annotation, path, ctx):
+        errors.append(f"{sub_path}: {problem}{suffix}")
+
+
+def value_problems(value: Any, annotation: Any, path: str, ctx: Context) -> list[tuple[str, str]]:
+    """(path, problem) for each way ``value`` does not fit ``annotation``."""
     if annotation is inspect.Parameter.empty or annotation is Any:
-        return None
+        return []
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        problems = value_problems(value, args[0], path, ctx)
+        if problems:
+            return problems
+        for marker in annotation.__metadata__:
+            problems += marker_problems(value, marker, path, ctx)
+        return problems
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         if value is None and type(None) in args:
-            return None
-        problems = [type_problem(value, a) for a in args if a is not type(None)]
-        return None if any(p is None for p in problems) else f"{value!r} does not fit {fmt(annotation)}"
+            return []
+        options = [a for a in args if a is not type(None)]
+        found = [value_problems(value, a, path, ctx) for a in options]
+        if any(not p for p in found):
+            return []
+        if len(options) == 1:
+            return found[0]
+        fitting_type = [p for p, a in zip(found, options) if not type_only_problem(value, a)]
+        if len(fitting_type) == 1:  # the value has the right shape for one option: say what is wrong inside
+            return fitting_type[0]
+        return [(path, f"{value!r} does not fit {fmt(annotation)}")]
     if origin is typing.Literal:
-        return None if value in args else f"{value!r} is not one of {', '.join(map(repr, args))}"
+        return [] if value in args else [(path, f"{value!r} is not one of {', '.join(map(repr, args))}")]
     if annotation in _PLAIN:
         ok = isinstance(value, _PLAIN[annotation]) and not (annotation is not bool and isinstance(value, bool))
-        return None if ok else f"expected {annotation.__name__}, got {value!r}"
+        return [] if ok else [(path, f"expected {annotation.__name__}, got {value!r}")]
+    if typing.is_typeddict(annotation):
+        return typeddict_problems(value, annotation, path, ctx)
     container = origin or annotation
     if container in (list, tuple, typing.Sequence) or getattr(container, "__name__", "") in ("Sequence",):
-        return None if isinstance(value, (list, tuple)) else f"expected a list, got {value!r}"
+        if not isinstance(value, (list, tuple)):
+            return [(path, f"expected a list, got {value!r}")]
+        item = args[0] if args and (container is not tuple or len(args) == 2 and args[1] is Ellipsis) else Any
+        return [p for i, v in enumerate(value) for p in value_problems(v, item, f"{path}[{i}]", ctx)]
     if container in (dict, Mapping) or getattr(container, "__name__", "") in ("Mapping",):
-        return None if isinstance(value, dict) else f"expected a mapping, got {value!r}"
-    return None
+        if not isinstance(value, dict):
+            return [(path, f"expected a mapping, got {value!r}")]
+        key_type, item = (args[0], args[1]) if len(args) == 2 else (Any, Any)
+        problems = []
+        for key, v in value.items():
+            problems += [(p, f"(a key) {text}") for p, text in value_problems(key, key_type, f"{path}.{key}", ctx)]
+            problems += value_problems(v, item, f"{path}.{key}", ctx)
+        return problems
+    return []
+
+
+def type_only_problem(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` is of another kind than ``annotation`` (not a list for a list, ...)."""
+    origin = typing.get_origin(annotation) or annotation
+    if origin is typing.Annotated:
+        return type_only_problem(value, typing.get_args(annotation)[0])
+    if typing.is_typeddict(annotation) or origin in (dict, Mapping):
+        return not isinstance(value, dict)
+    if origin in (list, tuple, typing.Sequence):
+        return not isinstance(value, (list, tuple))
+    return True
+
+
+def typeddict_problems(value: Any, annotation: Any, path: str, ctx: Context) -> list[tuple[str, str]]:
+    if not isinstance(value, dict):
+        return [(path, f"expected a mapping with keys {', '.join(typing.get_type_hints(annotation))}, "
+                       f"got {value!r}")]
+    hints = typing.get_type_hints(annotation, include_extras=True)
+    problems = []
+    for key, v in value.items():
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), list(hints), n=2, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"use {', '.join(hints)}"
+            problems.append((f"{path}.{key}", f"unknown key; {hint}"))
+        else:
+            problems += value_problems(v, hints[key], f"{path}.{key}", ctx)
+    for key in getattr(annotation, "__required_keys__", ()):
+        if key not in value:
+            problems.append((f"{path}.{key}", "required; set it"))
+    return problems
+
+
+def marker_problems(value: Any, marker: Any, path: str, ctx: Context) -> list[tuple[str, str]]:
+    if isinstance(marker, Range):
+        problem = marker.problem(value)
+        return [(path, problem)] if problem else []
+    if isinstance(marker, Covers):
+        named = set(value) if isinstance(value, (dict, list, tuple)) else set()
+        missing = [n for n in ctx.datasets if n not in named]
+        return [(f"{path}.{n}", f"missing; name every dataset here (configured: {', '.join(ctx.datasets)})")
+                for n in missing]
+    if isinstance(marker, Ref) and isinstance(value, str):
+        if marker.kind == "dataset":
+            return [] if value in ctx.datasets else [(path, unknown_dataset(value, ctx))]
+        if marker.kind == "metric":
+            return metric_key_problems(value, path, ctx)
+    return []
+
+
+def unknown_dataset(name: str, ctx: Context) -> str:
+    close = difflib.get_close_matches(name, ctx.datasets, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (f"'{name}' is not a configured dataset; {hint}"
+            f"the datasets are: {', '.join(ctx.datasets) or 'none'} (the keys of the datasets section)")
+
+
+def metric_key_problems(key: str, path: str, ctx: Context) -> list[tuple[str, str]]:
+    dataset, slash, output = key.partition("/")
+    if not slash or not output:
+        return [(path, f"'{key}' is not <dataset>/<metric>, e.g. "
+                       f"'{(ctx.datasets or ['vqa2'])[0]}/accuracy'")]
+    if dataset not in ctx.datasets:
+        return [(path, unknown_dataset(dataset, ctx))]
+    outputs = ctx.outputs.get(dataset, [])
+    if outputs is None:  # a metric that does not say what it returns
+        return []
+    if not any(fnmatch.fnmatchcase(output, pattern) for pattern in outputs):
+        known = ", ".join(f"{dataset}/{o}" for o in outputs)
+        return [(path, f"'{key}' is not a result of the metrics of dataset '{dataset}' "
+                       f"(evaluation.metrics.{dataset}: {known or 'none configured'})")]
+    return []
 
 
 def fmt(annotation: Any) -> str:
@@ -273,8 +436,11 @@ def fmt(annotation: Any) -> str:
 
 def check_cross_references(cfg: Mapping[str, Any], errors: list[str]) -> None:
     """Names that must refer to configured datasets."""
-    datasets = cfg.get("datasets") or {}
-    for name in (cfg.get("evaluation", {}).get("metrics") or {}):
+    datasets = cfg.get("datasets")
+    if not isinstance(datasets, dict):
+        datasets = {}
+    metrics = (cfg.get("evaluation") or {}).get("metrics") or {}
+    for name in (metrics if isinstance(metrics, dict) else {}):
         if name not in datasets:
             errors.append(f"evaluation.metrics.{name}: no dataset '{name}' is configured under datasets")
     if cfg.get("run_type") != "predict" and not datasets:

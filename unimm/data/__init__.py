@@ -16,7 +16,7 @@ task type                     datasets
 ``text_pretraining``          text_corpus (MLM + NSP)
 ============================= ==========================================================
 
-The synthetic benchmark generator lives in ``unimm.data.shapes``; it is not imported here.
+The synthetic benchmark generator lives in ``unimm.benchmark.shapes``; it is not imported here.
 """
 from unimm.data import (  # noqa: F401  (each import registers its parts)
     coco_captions,

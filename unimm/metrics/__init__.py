@@ -1,5 +1,5 @@
-"""Registered metrics; each module registers its own."""
+"""Registered metrics; each module registers its own. ``coco_eval`` is the torch-free COCOeval path
+that the ``coco_map`` metric and the benchmark's baselines share."""
 from unimm.metrics import accuracy  # noqa: F401
-from unimm.metrics import cell_accuracy  # noqa: F401
 from unimm.metrics import coco_map  # noqa: F401
 from unimm.metrics import vqa_accuracy  # noqa: F401

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from unimm.config.errors import ConfigError
+from unimm.metrics.coco_eval import STAT_NAMES, evaluate_boxes
 from unimm.modules.box_ops import detr_detections
 from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
-STAT_NAMES = {"map": 0, "ap50": 1, "ap75": 2}  # indices into COCOeval.stats
 
 
 @METRICS.register()
@@ -91,27 +91,3 @@ def ground_truth_of(dataset: Any, info: Mapping[str, Any], name: str) -> Any:
 
     with contextlib.redirect_stdout(io.StringIO()):
         return COCO(str(path))
-
-
-def evaluate_boxes(ground_truth: Any, rows: np.ndarray | None, image_ids: list[int]) -> dict[str, float]:
-    """``COCOeval`` bbox statistics of detections ``rows`` ``[N, 7]`` on ``image_ids``.
-
-    Statistics COCO cannot compute (no detections, or no ground truth: COCOeval reports -1)
-    are returned as 0.
-    """
-    if rows is None or len(rows) == 0 or not image_ids:
-        return {key: 0.0 for key in STAT_NAMES}
-    from pycocotools.cocoeval import COCOeval
-
-    unknown = sorted(set(image_ids) - set(ground_truth.getImgIds()))
-    if unknown:
-        raise ValueError(f"coco_map: image ids {unknown[:5]} are not in the ground truth; targets' image_id "
-                         "must be the COCO image ids of the annotation file")
-    with contextlib.redirect_stdout(io.StringIO()):
-        detections = ground_truth.loadRes(rows)
-        evaluator = COCOeval(ground_truth, detections, iouType="bbox")
-        evaluator.params.imgIds = image_ids
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return {key: max(float(evaluator.stats[index]), 0.0) for key, index in STAT_NAMES.items()}

@@ -1,10 +1,18 @@
-"""Registered models, encoders, decoders and heads; each module below registers its own parts."""
-from unimm.models import attribute_head  # noqa: F401  (heads: attribute_head)
-from unimm.models import backbone_classifier  # noqa: F401  (models: backbone_classifier)
-from unimm.models import bert_text_encoder  # noqa: F401  (encoders: bert_text_encoder)
-from unimm.models import detection_head  # noqa: F401  (heads: detection_head)
-from unimm.models import detr_decoder  # noqa: F401  (decoders: detr_decoder)
-from unimm.models import detr_image_encoder  # noqa: F401  (encoders: detr_image_encoder)
-from unimm.models import mlp_classifier_head  # noqa: F401  (heads: mlp_classifier_head)
-from unimm.models import unit  # noqa: F401  (models: unit)
-from unimm.models import unit_presets  # noqa: F401  (models: unit_paper, unit_tiny)
+"""Model parts by role; each module registers its own.
+
+=================== ================================================ ===========================
+folder              what                                             registered
+=================== ================================================ ===========================
+``encoders``        one modality -> an ``EncodedSequence``           ``detr_image_encoder``
+``fusion``          image and text sequences -> a joint one          (none yet)
+``decoders``        queries over an encoded memory                   ``detr_decoder``
+``heads``           outputs and losses of one task                   ``detection_head``,
+                                                                     ``attribute_head``,
+                                                                     ``mlp_classifier_head``
+=================== ================================================ ===========================
+
+Whole models (a paper's composition of these parts) are registered by their projects, e.g.
+``projects/unit`` registers ``unit``. Builders take explicit arguments (counts, names, sizes);
+a model's builder computes them once from ``dataset_info`` and passes them down.
+"""
+from unimm.models import decoders, encoders, fusion, heads  # noqa: F401  (each registers its parts)

@@ -7,6 +7,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from unimm.modules.keys import check_module_key
+
 
 class TaskTokens(nn.Module):
     """One learned ``D``-vector per task (dataset), keyed by the dataset's config name.
@@ -21,7 +23,8 @@ class TaskTokens(nn.Module):
     def __init__(self, names: Iterable[str], hidden_size: int, init_std: float = 1.0) -> None:
         super().__init__()
         self.tokens = nn.ParameterDict(
-            {name: nn.Parameter(torch.randn(hidden_size) * init_std) for name in names})
+            {check_module_key(name, "task name"): nn.Parameter(torch.randn(hidden_size) * init_std)
+             for name in names})
 
     def names(self) -> list[str]:
         return list(self.tokens.keys())
@@ -43,7 +46,7 @@ class TaskTokens(nn.Module):
         """
         if name not in self.tokens:
             raise KeyError(f"no task token for dataset '{name}'; the encoder was built for "
-                           f"{', '.join(self.names()) or 'no datasets'} (its dataset_info)")
+                           f"{', '.join(self.names()) or 'no datasets'}")
         token = self.tokens[name].to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, D]
         x = torch.cat([token, x], dim=1)  # [B, 1+S, D]
         padding_mask = torch.cat([padding_mask.new_zeros(padding_mask.shape[0], 1), padding_mask], dim=1)

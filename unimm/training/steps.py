@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.interfaces import GradientMask
 from unimm.registry import STEP_STRATEGIES
 from unimm.training import distributed as dist
 
@@ -235,9 +236,9 @@ def compile_group(patterns: Sequence[str], key: str) -> list[re.Pattern[str]]:
     return compiled
 
 
-def find_mask_hook(hooks: Sequence[Any]) -> Any:
+def find_mask_hook(hooks: Sequence[Any]) -> GradientMask:
     for hook in hooks:
-        if hasattr(hook, "mask_for") and hasattr(hook, "observe"):
+        if isinstance(hook, GradientMask):
             return hook
     raise ConfigError(f"{PATH}: masked_combine needs the mask of an iterative_gradient_mask optimizer hook; "
                       "add {type: iterative_gradient_mask, params: <regex of shared parameters>} to "

@@ -48,8 +48,7 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
 
     train_sets = build_datasets(cfg, "train") if training else {}
     eval_sets = build_datasets(cfg, eval_split) if run_type != "train" else {}
-    info = {name: ds.info() for name, ds in (train_sets or eval_sets).items()}
-    model = MODELS.build(cfg["model"], dataset_info=info)
+    model = MODELS.build(cfg["model"], path="model", dataset_info=dataset_info(train_sets or eval_sets))
     if cfg["checkpoint"]["init_from"]:
         ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"],
                        cfg["checkpoint"]["init_include"])
@@ -91,12 +90,13 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     }
     max_updates = total_updates(t, streams)
     optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"])
-    scheduler = SCHEDULERS.build(cfg["scheduler"], optimizer=optimizer, max_updates=max_updates)
-    sampler = TASK_SAMPLERS.build(t["sampler"], dataset_sizes={n: len(d) for n, d in train_sets.items()},
-                                  seed=seed)
-    strategy = STEP_STRATEGIES.build(t["step_strategy"])
-    hooks = [OPTIMIZER_HOOKS.build(node, model=model, optimizer=optimizer) for node in t["optimizer_hooks"]]
-    callbacks = [CALLBACKS.build(node) for node in t["callbacks"]]
+    scheduler = SCHEDULERS.build(cfg["scheduler"], path="scheduler", optimizer=optimizer, max_updates=max_updates)
+    sampler = TASK_SAMPLERS.build(t["sampler"], path="training.sampler",
+                                  dataset_sizes={n: len(d) for n, d in train_sets.items()}, seed=seed)
+    strategy = STEP_STRATEGIES.build(t["step_strategy"], path="training.step_strategy")
+    hooks = [OPTIMIZER_HOOKS.build(node, path=f"training.optimizer_hooks[{i}]", model=model, optimizer=optimizer)
+             for i, node in enumerate(t["optimizer_hooks"])]
+    callbacks = [CALLBACKS.build(node, path=f"training.callbacks[{i}]") for i, node in enumerate(t["callbacks"])]
     scaler = torch.amp.GradScaler("cuda") if t["amp"] == "fp16" else None
     metrics = build_metrics(cfg, eval_sets)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -196,12 +196,19 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
 
 
 def build_datasets(cfg: dict[str, Any], split: str) -> dict[str, Any]:
-    return {name: DATASETS.build(node, split=split, name=name) for name, node in cfg["datasets"].items()}
+    return {name: DATASETS.build(node, path=f"datasets.{name}", split=split, name=name)
+            for name, node in cfg["datasets"].items()}
+
+
+def dataset_info(datasets: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What a model builder reads of each dataset: its ``task_type`` and its ``info()``."""
+    return {name: {"task_type": ds.task_type, **ds.info()} for name, ds in datasets.items()}
 
 
 def build_metrics(cfg: dict[str, Any], datasets: dict[str, Any]) -> dict[str, list[Any]]:
     nodes = cfg["evaluation"]["metrics"]
-    return {name: [METRICS.build(node, dataset=datasets[name], name=name) for node in nodes.get(name, [])]
+    return {name: [METRICS.build(node, path=f"evaluation.metrics.{name}[{i}]", dataset=datasets[name], name=name)
+                   for i, node in enumerate(nodes.get(name, []))]
             for name in datasets}
 
 
@@ -225,7 +232,7 @@ def build_optimizer(node: Any, model: nn.Module, rules: list[dict]) -> torch.opt
     lr = kwargs.get("lr", defaults.get("lr"))
     decay = kwargs.get("weight_decay", defaults.get("weight_decay", 0.0))
     groups = param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0))
-    return OPTIMIZERS.build(node, params=groups)
+    return OPTIMIZERS.build(node, path="optimizer", params=groups)
 
 
 class EarlyStop:

@@ -1,0 +1,12 @@
+"""Losses: registered ones (``LOSSES``) that heads take by name, and the set-prediction and
+attribute losses of the detection head.
+
+============================ ================================================================
+module                       what
+============================ ================================================================
+``classification``           ``cross_entropy``, ``soft_bce`` (VQA soft scores)
+``set_criterion``            DETR's Hungarian-matched class / L1 / GIoU losses
+``attribute``                BUTD's attribute cross-entropy of matched boxes
+============================ ================================================================
+"""
+from unimm.losses import classification  # noqa: F401  (losses: cross_entropy, soft_bce)

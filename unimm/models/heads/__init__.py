@@ -1,0 +1,2 @@
+"""Heads: a task's outputs and losses from decoder (or encoder) states."""
+from unimm.models.heads import attribute_head, detection_head, mlp_classifier_head  # noqa: F401
