@@ -210,6 +210,9 @@ class Registry:
                     kwargs[arg] = defer_parts(kwargs[arg], sub_path)
                 else:
                     kwargs[arg] = build_parts(registry_of(part.kind), kwargs[arg], runtime, sub_path)
+            problems = _argument_problems(entry.builder, kwargs, entry.parts, path)
+            if problems:
+                raise ConfigError(problems, rooted=True)  # the paths are already full
             kwargs.update(accepted(entry.builder, runtime))
             return entry.builder(**kwargs)
         except ConfigError as err:
@@ -234,6 +237,12 @@ class Registry:
         path = node.path if isinstance(node, PartNode) else current_path(key)
         name, kwargs = split_node(node)
         return self.build({**supplied, **kwargs, "type": name}, path=path)
+
+
+def _argument_problems(builder: Any, kwargs: Mapping[str, Any], parts: Mapping[str, Part], path: str) -> list[str]:
+    from unimm.config.validate import argument_problems  # validation imports this module
+
+    return argument_problems(builder, kwargs, parts, path)
 
 
 def current_path(key: str | None = None) -> str:

@@ -9,7 +9,7 @@ from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
 
-@METRICS.register()
+@METRICS.register(outputs=lambda **_: ["cell_accuracy", "background_accuracy", "attribute_accuracy"])
 class cell_accuracy:  # noqa: N801 (registered name == builder name)
     """Per-cell accuracies of a backbone stage, pooled over the split and the ranks.
 

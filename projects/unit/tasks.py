@@ -11,7 +11,6 @@ from unimm.config.refs import DatasetName
 Task = Literal["detection", "vqa", "classification"]
 Modality = Literal["auto", "image", "text", "image_text"]
 TASKS: tuple[str, ...] = ("detection", "vqa", "classification")
-MODALITIES: tuple[str, ...] = ("auto", "image", "text", "image_text")
 # The datasets' ``task_type`` (unimm.interfaces.Dataset) and the UniT task each is trained as.
 TASK_OF_TYPE = {
     "detection": "detection", "vqa": "vqa", "classification": "classification",
@@ -84,9 +83,6 @@ def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]], tasks: Mapping[
                              f"which UniT does not train; set model.tasks.{name}.task to one of {', '.join(TASKS)}"))
             continue
         modality = entry.get("modality") or DEFAULT_MODALITY[task]
-        if modality not in MODALITIES:
-            problems.append((f"tasks.{name}.modality", f"{modality!r} is not one of {', '.join(MODALITIES)}"))
-            continue
         default_queries = detection_queries if task == "detection" else other_queries
         head = entry.get("head") or {}
         head = {"type": head} if isinstance(head, str) else {"type": HEAD_OF_TASK[task], **head}

@@ -35,7 +35,7 @@ def test_extras_join_the_train_split_only():
 
 def test_a_different_answer_vocabulary_or_task_is_refused():
     base = Part("vqa2", 3, ["yes", "no"])
-    with pytest.raises(ConfigError, match=r"datasets.vqa2.extra\[0\]: its answer vocabulary differs"):
+    with pytest.raises(ConfigError, match=r"extra\[0\]: its answer vocabulary differs"):
         train_extended(base=base, extra=[Part("vg_qa", 2, ["no", "yes"])], split="train", name="vqa2")
-    with pytest.raises(ConfigError, match=r"datasets.vqa2.extra\[0\]: task type 'classification' differs"):
+    with pytest.raises(ConfigError, match=r"extra\[0\]: task type 'classification' differs"):
         train_extended(base=base, extra=[Part("x", 2, ["yes", "no"], "classification")], split="train", name="vqa2")

@@ -167,5 +167,5 @@ def test_an_unknown_label_names_the_line(tmp_path, tok_node):
 def test_missing_file_and_unknown_task(tmp_path, tok_node):
     with pytest.raises(ConfigError, match=r"(?s)gluebenchmark.*missing file: .*SST-2/dev.tsv"):
         build(tmp_path, "sst2", tok_node, split="val")
-    with pytest.raises(ConfigError, match="unknown GLUE task 'wnli'"):
+    with pytest.raises(ConfigError, match="task: 'wnli' is not one of 'sst2'"):
         build(tmp_path, "wnli", tok_node)

@@ -99,4 +99,4 @@ def test_builders_keep_group_settings(node, cls):
 ])
 def test_builder_errors(node, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        OPTIMIZERS.build(node, params=Tiny().parameters())
+        OPTIMIZERS.build(node, path="optimizer", params=Tiny().parameters())

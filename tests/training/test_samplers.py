@@ -16,7 +16,7 @@ SIZES = {name: 1000 * (i + 1) for i, name in enumerate(TABLE_A2)}
 
 
 def build(node, sizes=SIZES, seed=3):
-    return TASK_SAMPLERS.build(node, dataset_sizes=sizes, seed=seed)
+    return TASK_SAMPLERS.build(node, path="training.sampler", dataset_sizes=sizes, seed=seed)
 
 
 def frequencies(sampler, n):

@@ -18,7 +18,7 @@ def lr_curve(node, max_updates=T):
     w = torch.nn.Parameter(torch.zeros(1))
     v = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([{"params": [w], "lr": 2.0}, {"params": [v], "lr": 0.2}], lr=2.0)
-    sched = SCHEDULERS.build(node, optimizer=opt, max_updates=max_updates)
+    sched = SCHEDULERS.build(node, path="scheduler", optimizer=opt, max_updates=max_updates)
     curve = []
     for _ in range(max_updates + 1):
         curve.append([g["lr"] for g in opt.param_groups])

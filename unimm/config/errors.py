@@ -20,15 +20,17 @@ class ConfigError(ValueError):
         problems: one problem, or a list; a problem is a line of text or ``(key, text)``.
         source: what was being read (a config file, a data file), shown in the heading.
         key: the relative key of every problem given as plain text.
+        rooted: the problems already name their full paths (e.g. a section of the config
+            outside the part that raises them); ``at()`` leaves them as they are.
     """
 
     def __init__(self, problems: Problem | Iterable[Problem], source: str | None = None, *,
-                 key: str | None = None) -> None:
+                 key: str | None = None, rooted: bool = False) -> None:
         items = [problems] if isinstance(problems, (str, tuple)) else list(problems)
         self.items: list[tuple[str | None, str]] = [
             (p[0], str(p[1])) if isinstance(p, tuple) else (key, str(p)) for p in items]
         self.source = source
-        self.rooted = False
+        self.rooted = rooted
         super().__init__(str(self))
 
     @property
@@ -38,12 +40,9 @@ class ConfigError(ValueError):
 
     def at(self, path: str) -> ConfigError:
         """The same problems under ``path`` (the node that raised them); rooted errors stay as they are."""
-        if self.rooted or not path:
+        if self.rooted:
             return self
-        items = [(join_path(path, key), text) for key, text in self.items]
-        rooted = ConfigError(items, self.source)
-        rooted.rooted = True
-        return rooted
+        return ConfigError([(join_path(path, key), text) for key, text in self.items], self.source, rooted=True)
 
     def __str__(self) -> str:
         where = f" in {self.source}" if self.source else ""

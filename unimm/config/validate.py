@@ -64,10 +64,13 @@ class Context:
         datasets: the configured dataset names.
         outputs: dataset -> the result keys its metrics return (``*`` patterns), or None when
             a metric of it does not declare them.
+        known: False when there is no config to check references against (a part built from
+            code): references and coverage are then not checked.
     """
 
     datasets: list[str] = field(default_factory=list)
     outputs: dict[str, list[str] | None] = field(default_factory=dict)
+    known: bool = True
 
 
 def validate_config(cfg: DictConfig) -> dict[str, Any]:
@@ -222,10 +225,28 @@ def select(root: Any, pattern: str) -> list[tuple[str, Any]]:
     return found
 
 
+def argument_problems(builder: Any, kwargs: Mapping[str, Any], skip: Any, path: str) -> list[str]:
+    """Each argument given in ``kwargs`` that does not fit its annotation (type, choices, range).
+
+    What ``Registry.build`` checks before it calls a builder, so that a part built from code meets
+    the same declarations as one built from a validated config (references to other parts of a
+    config are not checked here: there is no config).
+    """
+    _, _, hints = signature_of(builder)
+    errors: list[str] = []
+    for key, value in kwargs.items():
+        if key in hints and key not in skip:
+            check_value(value, hints[key], f"{path}.{key}" if path else key, errors, Context(known=False))
+    return errors
+
+
 def check_node(node: Any, registry: reg.Registry, path: str, errors: list[str], runtime: tuple[str, ...],
                ctx: Context | None = None) -> None:
-    """Bind a part node to its builder's signature and note every mismatch."""
-    ctx = ctx or Context()
+    """Bind a part node to its builder's signature and note every mismatch.
+
+    ``ctx`` holds what references are checked against; without it they are not checked.
+    """
+    ctx = ctx or Context(known=False)
     if node is None:
         errors.append(f"{path}: a {registry.kind} node is required; set {path}.type=<name>")
         return
@@ -315,8 +336,8 @@ def value_problems(value: Any, annotation: Any, path: str, ctx: Context) -> list
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
         problems = value_problems(value, args[0], path, ctx)
-        if problems:
-            return problems
+        if problems and type_only_problem(value, args[0]):
+            return problems  # the markers need a value of the right kind
         for marker in annotation.__metadata__:
             problems += marker_problems(value, marker, path, ctx)
         return problems
@@ -393,6 +414,8 @@ def marker_problems(value: Any, marker: Any, path: str, ctx: Context) -> list[tu
     if isinstance(marker, Range):
         problem = marker.problem(value)
         return [(path, problem)] if problem else []
+    if not ctx.known:
+        return []
     if isinstance(marker, Covers):
         named = set(value) if isinstance(value, (dict, list, tuple)) else set()
         missing = [n for n in ctx.datasets if n not in named]

@@ -50,11 +50,11 @@ def train_extended(*, base: Any, extra: list[Any], split: str, name: str) -> Any
     """
     for i, other in enumerate(extra):
         if other.task_type != base.task_type:
-            raise ConfigError(f"datasets.{name}.extra[{i}]: task type {other.task_type!r} differs from the "
-                              f"base dataset's {base.task_type!r}; only datasets of the same task can be added")
+            raise ConfigError(f"task type {other.task_type!r} differs from the base dataset's {base.task_type!r}; "
+                              "only datasets of the same task can be added", key=f"extra[{i}]")
         ours, theirs = base.info().get("answer_vocab"), other.info().get("answer_vocab")
         if ours is not None and theirs is not None and list(ours) != list(theirs):
-            raise ConfigError(f"datasets.{name}.extra[{i}]: its answer vocabulary differs from the base's; "
-                              "build both from the same vocabulary (e.g. visual_genome_qa.vqa2_data_dir)")
+            raise ConfigError("its answer vocabulary differs from the base's; build both from the same vocabulary "
+                              "(e.g. visual_genome_qa.vqa2_data_dir)", key=f"extra[{i}]")
         other.name = name  # batches of the extras carry the base's name
     return TrainExtended(base, extra) if split == "train" and extra else base

@@ -30,7 +30,7 @@ def take(items: Sequence[T], max_samples: int | None, dataset: str) -> list[T]:
     if max_samples is None:
         return list(items)
     if max_samples < 1:
-        raise ConfigError(f"{dataset}: max_samples must be at least 1 or null, got {max_samples}")
+        raise ConfigError(f"must be at least 1 or null, got {max_samples}", key="max_samples")
     return list(items[:max_samples])
 
 

@@ -173,7 +173,7 @@ def glue(
         (task type ``text_regression``).
     """
     if task not in GLUE_TASKS:
-        raise ConfigError(f"{name}: unknown GLUE task '{task}'; known: {', '.join(GLUE_TASKS)}")
+        raise ConfigError(f"unknown GLUE task '{task}'; known: {', '.join(GLUE_TASKS)}", key="task")
     spec = GLUE_TASKS[task]
     files = split_files or (MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS)
     path = Path(data_dir) / spec.folder / split_file(files, split, name)

@@ -129,8 +129,8 @@ def karpathy_retrieval(
     images = Path(image_dir) if image_dir else root
     members = (split_members or KARPATHY_SPLITS).get(split)
     if members is None:
-        raise ConfigError(f"{name}: unknown split '{split}'; set split_members.{split} to the Karpathy "
-                          "split values it takes (train, restval, val, test)")
+        raise ConfigError(f"unknown split '{split}'; set split_members.{split} to the Karpathy split values it "
+                          "takes (train, restval, val, test)", key="split_members")
     require_files([path, images], "karpathy")
     captions = read_karpathy(path, images, members)
     kept = len(take(range(len({c.image_index for c in captions})), max_samples, name))

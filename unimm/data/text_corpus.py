@@ -69,7 +69,7 @@ class TextCorpus(Dataset):
     def __init__(self, pairs: Sequence[SentencePair], tokenizer: TextTokenizer, name: str,
                  mlm_probability: float, mask_seed: int | None) -> None:
         if tokenizer.mask_id is None:
-            raise ConfigError(f"{name}: the tokenizer has no mask token, needed for MLM")
+            raise ConfigError("the tokenizer has no mask token, needed for MLM", key="tokenizer")
         self.pairs = list(pairs)
         self.tokenizer = tokenizer
         self.name = name

@@ -10,7 +10,7 @@ from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
 
-@METRICS.register()
+@METRICS.register(outputs=lambda per_class=False, **_: ["accuracy"] + (["recall/*"] if per_class else []))
 class accuracy:  # noqa: N801 (registered name == builder name)
     """Fraction of samples whose arg-max logit equals the label, and optionally each class's recall.
 
@@ -28,7 +28,7 @@ class accuracy:  # noqa: N801 (registered name == builder name)
                  dataset: Any = None) -> None:
         self.logits_key, self.target_key = logits_key, target_key
         self.per_class = per_class
-        info = dataset.info() if dataset is not None and hasattr(dataset, "info") else {}
+        info = dataset.info() if dataset is not None else {}
         self.labels = [str(label) for label in info.get("labels") or ()]
         self.reset()
 

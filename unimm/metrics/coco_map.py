@@ -16,7 +16,7 @@ from unimm.training import distributed as dist
 
 
 
-@METRICS.register()
+@METRICS.register(outputs=lambda **_: list(STAT_NAMES))
 class coco_map:  # noqa: N801 (registered name == builder name)
     """Box AP over IoU 0.5:0.95 (``map``), at IoU 0.5 (``ap50``) and 0.75 (``ap75``).
 

@@ -10,7 +10,9 @@ from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
 
-@METRICS.register()
+@METRICS.register(outputs=lambda per_answer_type=False, per_question_type=False, **_: (
+    ["vqa_accuracy"] + (["vqa_accuracy/*"] if per_answer_type else [])
+    + (["vqa_accuracy/question/*"] if per_question_type else [])))
 class vqa_accuracy:  # noqa: N801 (registered name == builder name)
     """Mean over questions of the official per-question accuracy.
 

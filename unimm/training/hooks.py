@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
-from unimm.registry import OPTIMIZER_HOOKS
+from unimm.config.refs import Range
+from unimm.registry import OPTIMIZER_HOOKS, current_path
 
 HOOKS_PATH = "training.optimizer_hooks"
 WRAPPER_PREFIXES = re.compile(r"(^|\.)(module|_fsdp_wrapped_module|_orig_mod)\.")
@@ -109,24 +110,16 @@ class IterativeGradientMask:
 
     def __init__(self, model: nn.Module, *, params: str, delta: float, beta: float, every: int,
                  random: bool, seed: int) -> None:
-        problems = []
-        if not 0.0 < delta <= 1.0:
-            problems.append(f"{HOOKS_PATH}.delta: {delta} must lie in (0, 1] (paper: 0.1)")
-        if not 0.0 <= beta <= 1.0:
-            problems.append(f"{HOOKS_PATH}.beta: {beta} must lie in [0, 1] (paper: 0.5)")
-        if every < 1:
-            problems.append(f"{HOOKS_PATH}.every: {every} must be at least 1 (paper: 10000)")
+        self.path = current_path() or HOOKS_PATH  # for errors after the build (resume, the first step)
         try:
             pattern = re.compile(params)
         except re.error as err:
-            raise ConfigError(f"{HOOKS_PATH}.params: {params!r} is not a valid regex ({err})") from None
+            raise ConfigError(f"{params!r} is not a valid regex ({err})", key="params") from None
         self.params = {clean_name(n): p for n, p in model.named_parameters()
                        if p.requires_grad and pattern.search(clean_name(n))}
         if not self.params:
-            problems.append(f"{HOOKS_PATH}.params: {params!r} matches no trainable parameter; "
-                            "give a regex of the shared encoder's parameter names")
-        if problems:
-            raise ConfigError(problems)
+            raise ConfigError(f"{params!r} matches no trainable parameter; give a regex of the shared "
+                              "encoder's parameter names", key="params")
         self.delta, self.beta, self.every, self.random = float(delta), float(beta), int(every), bool(random)
         self.masks = {name: torch.ones_like(p, dtype=torch.bool) for name, p in self.params.items()}
         self._name_of = {id(p): name for name, p in self.params.items()}
@@ -208,7 +201,7 @@ class IterativeGradientMask:
     def before_step(self, step: int) -> None:
         if not self._observed_this_update:
             raise ConfigError(
-                f"{HOOKS_PATH}: iterative_gradient_mask only works with the masked_combine step strategy, "
+                f"{self.path}: iterative_gradient_mask only works with the masked_combine step strategy, "
                 "which computes the per-group gradients it masks; set training.step_strategy="
                 "{type: masked_combine, group_a: [...], group_b: [...]}")
         self._observed_this_update = False
@@ -225,7 +218,7 @@ class IterativeGradientMask:
         wrong = sorted(set(saved) ^ set(self.masks)) + sorted(
             n for n in set(saved) & set(self.masks) if saved[n].shape != self.masks[n].shape)
         if wrong:
-            raise ConfigError(f"{HOOKS_PATH}: the checkpoint's gradient mask does not fit this model's "
+            raise ConfigError(f"{self.path}: the checkpoint's gradient mask does not fit this model's "
                               f"selected parameters (e.g. {', '.join(wrong[:5])}); resume with the same "
                               "model and iterative_gradient_mask.params")
         for name, mask in saved.items():
@@ -237,7 +230,9 @@ class IterativeGradientMask:
 
 @OPTIMIZER_HOOKS.register()
 def iterative_gradient_mask(model: nn.Module, optimizer: torch.optim.Optimizer, params: str = ".*",
-                            delta: float = 0.1, beta: float = 0.5, every: int = 10000, random: bool = False,
+                            delta: Annotated[float, Range(gt=0, le=1)] = 0.1,
+                            beta: Annotated[float, Range(ge=0, le=1)] = 0.5,
+                            every: Annotated[int, Range(ge=1)] = 10000, random: bool = False,
                             seed: int = 0) -> IterativeGradientMask:
     """Iterative gradient masking of shared parameters (ViT-BERT Algorithm 1, Eq. 8).
 

@@ -9,12 +9,13 @@ registered optimizer builder as its runtime argument ``params``.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.config.refs import Range
 from unimm.registry import OPTIMIZERS
 
 RULES_PATH = "training.param_groups"
@@ -115,20 +116,20 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+LearningRate = Annotated[float, Range(ge=0)]
+NonNegative = Annotated[float, Range(ge=0)]
+Betas = list[Annotated[float, Range(ge=0, lt=1)]]  # two moment decay rates
+
+
 def check_betas(betas: tuple[float, float] | list[float]) -> tuple[float, float]:
-    if len(betas) != 2 or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas):
-        raise ConfigError(f"optimizer.betas: {list(betas)!r} must be two numbers in [0, 1), e.g. [0.9, 0.999]")
+    if len(betas) != 2:
+        raise ConfigError(f"{list(betas)!r} must be two numbers in [0, 1), e.g. [0.9, 0.999]", key="betas")
     return float(betas[0]), float(betas[1])
 
 
-def check_lr(lr: float) -> None:
-    if lr < 0:
-        raise ConfigError(f"optimizer.lr: {lr} must not be negative")
-
-
 @OPTIMIZERS.register()
-def adamw(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[float] = (0.9, 0.999),
-          eps: float = 1e-8, weight_decay: float = 0.01) -> torch.optim.AdamW:
+def adamw(params: Iterable[Any], lr: LearningRate, betas: Betas = (0.9, 0.999),
+          eps: float = 1e-8, weight_decay: NonNegative = 0.01) -> torch.optim.AdamW:
     """AdamW, decoupled weight decay (UniT Sec. 3.5: lr 5e-5; METER Sec. 3.3).
 
     Args:
@@ -139,13 +140,12 @@ def adamw(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[fl
         eps: added to the denominator.
         weight_decay: decoupled weight decay.
     """
-    check_lr(lr)
     return torch.optim.AdamW(params, lr=lr, betas=check_betas(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register()
-def adam(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[float] = (0.9, 0.999),
-         eps: float = 1e-8, weight_decay: float = 0.0) -> torch.optim.Adam:
+def adam(params: Iterable[Any], lr: LearningRate, betas: Betas = (0.9, 0.999),
+         eps: float = 1e-8, weight_decay: NonNegative = 0.0) -> torch.optim.Adam:
     """Adam, weight decay added to the gradient (L2).
 
     Args:
@@ -155,12 +155,11 @@ def adam(params: Iterable[Any], lr: float, betas: tuple[float, float] | list[flo
         eps: added to the denominator.
         weight_decay: L2 penalty.
     """
-    check_lr(lr)
     return torch.optim.Adam(params, lr=lr, betas=check_betas(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register()
-def sgd(params: Iterable[Any], lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+def sgd(params: Iterable[Any], lr: LearningRate, momentum: NonNegative = 0.0, weight_decay: NonNegative = 0.0,
         nesterov: bool = False) -> torch.optim.SGD:
     """SGD with optional (Nesterov) momentum (ViT-BERT fine-tuning: momentum 0.9).
 
@@ -171,7 +170,6 @@ def sgd(params: Iterable[Any], lr: float, momentum: float = 0.0, weight_decay: f
         weight_decay: L2 penalty.
         nesterov: Nesterov momentum; needs ``momentum > 0``.
     """
-    check_lr(lr)
     if nesterov and momentum <= 0:
-        raise ConfigError(f"optimizer.nesterov: needs optimizer.momentum > 0 (got {momentum})")
+        raise ConfigError(f"needs momentum > 0 (got {momentum})", key="nesterov")
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)

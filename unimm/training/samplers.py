@@ -15,11 +15,12 @@ Registered builders (runtime arguments ``dataset_sizes`` and ``seed``):
 from __future__ import annotations
 
 import bisect
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import torch
 
 from unimm.config.errors import ConfigError
+from unimm.config.refs import DatasetName, EveryDataset, Range
 from unimm.registry import TASK_SAMPLERS
 
 PATH = "training.sampler"
@@ -98,11 +99,13 @@ def check_same_datasets(saved: Sequence[str], current: Sequence[str]) -> None:
 
 def check_sizes(dataset_sizes: dict[str, int]) -> None:
     if not dataset_sizes:
-        raise ConfigError("datasets: no training dataset is configured; add datasets.<name>.type=<builder>")
+        raise ConfigError("datasets: no training dataset is configured; add datasets.<name>.type=<builder>",
+                          rooted=True)
 
 
 @TASK_SAMPLERS.register()
-def ratios(ratios: dict[str, float], dataset_sizes: dict[str, int], seed: int) -> ProbabilitySampler:
+def ratios(ratios: EveryDataset[dict[DatasetName, Annotated[float, Range(ge=0)]]], dataset_sizes: dict[str, int],
+           seed: int) -> ProbabilitySampler:
     """Draws each dataset with a given probability (UniT supplementary Table A.2).
 
     Args:
@@ -112,19 +115,12 @@ def ratios(ratios: dict[str, float], dataset_sizes: dict[str, int], seed: int) -
         seed: the run's seed, identical on every rank (runtime).
     """
     check_sizes(dataset_sizes)
-    problems = []
-    for name, value in ratios.items():
-        if name not in dataset_sizes:
-            problems.append(f"{PATH}.ratios.{name}: no training dataset '{name}'; "
-                            f"the datasets are {', '.join(dataset_sizes)}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            problems.append(f"{PATH}.ratios.{name}: {value!r} is not a non-negative number")
-    for name in dataset_sizes:
-        if name not in ratios:
-            problems.append(f"{PATH}.ratios.{name}: missing; give every training dataset a ratio "
-                            f"({PATH}.ratios.{name}=0 never draws it)")
+    problems = [(f"ratios.{name}", f"no training dataset '{name}'; the datasets are {', '.join(dataset_sizes)}")
+                for name in ratios if name not in dataset_sizes]
+    problems += [(f"ratios.{name}", f"missing; give every training dataset a ratio (ratios.{name}=0 never draws it)")
+                 for name in dataset_sizes if name not in ratios]
     if not problems and sum(ratios.values()) <= 0:
-        problems.append(f"{PATH}.ratios: every ratio is 0; give at least one dataset a positive ratio")
+        problems.append(("ratios", "every ratio is 0; give at least one dataset a positive ratio"))
     if problems:
         raise ConfigError(problems)
     names = list(dataset_sizes)
@@ -133,7 +129,8 @@ def ratios(ratios: dict[str, float], dataset_sizes: dict[str, int], seed: int) -
 
 
 @TASK_SAMPLERS.register()
-def size_proportional(dataset_sizes: dict[str, int], seed: int, temperature: float = 1.0) -> ProbabilitySampler:
+def size_proportional(dataset_sizes: dict[str, int], seed: int,
+                      temperature: Annotated[float, Range(gt=0)] = 1.0) -> ProbabilitySampler:
     """Draws each dataset with probability proportional to ``size ** (1 / temperature)``.
 
     Args:
@@ -142,16 +139,15 @@ def size_proportional(dataset_sizes: dict[str, int], seed: int, temperature: flo
         temperature: 1 is proportional to size; larger values flatten towards uniform.
     """
     check_sizes(dataset_sizes)
-    if temperature <= 0:
-        raise ConfigError(f"{PATH}.temperature: {temperature} must be positive (1 = proportional to size)")
     weights = [max(int(s), 0) ** (1.0 / temperature) for s in dataset_sizes.values()]
     if sum(weights) <= 0:
-        raise ConfigError(f"{PATH}: every training dataset is empty ({dataset_sizes}); check datasets.*")
+        raise ConfigError(f"every training dataset is empty ({dataset_sizes}); check datasets.*")
     return ProbabilitySampler(list(dataset_sizes), [w / sum(weights) for w in weights], seed)
 
 
 @TASK_SAMPLERS.register()
-def round_robin(dataset_sizes: dict[str, int], seed: int, order: list[str] | None = None) -> RoundRobinSampler:
+def round_robin(dataset_sizes: dict[str, int], seed: int,
+                order: EveryDataset[list[DatasetName]] | None = None) -> RoundRobinSampler:
     """Draws the datasets in turn.
 
     Args:
@@ -162,9 +158,9 @@ def round_robin(dataset_sizes: dict[str, int], seed: int, order: list[str] | Non
     """
     check_sizes(dataset_sizes)
     order = list(dataset_sizes) if order is None else list(order)
-    problems = [f"{PATH}.order: no training dataset '{n}'; the datasets are {', '.join(dataset_sizes)}"
+    problems = [("order", f"no training dataset '{n}'; the datasets are {', '.join(dataset_sizes)}")
                 for n in dict.fromkeys(order) if n not in dataset_sizes]
-    problems += [f"{PATH}.order: dataset '{n}' is never drawn; add it to the order" for n in dataset_sizes
+    problems += [("order", f"dataset '{n}' is never drawn; add it to the order") for n in dataset_sizes
                  if n not in order]
     if problems:
         raise ConfigError(problems)

@@ -17,39 +17,37 @@ with progress ``p = (s - W) / (max_updates - W)`` clipped to ``[0, 1]``:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Annotated, Callable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 from unimm.config.errors import ConfigError
+from unimm.config.refs import Range
 from unimm.registry import SCHEDULERS
 
 PATH = "scheduler"
 
 
+WarmupSteps = Annotated[int, Range(ge=0)]
+Fraction = Annotated[float, Range(ge=0, le=1)]  # of the run's updates, or of the peak lr
+
+
 def warmup_updates(max_updates: int, warmup_steps: int | None, warmup_ratio: float | None) -> int:
     """The number of warm-up updates; exactly one of the two arguments must be given."""
     if max_updates < 1:
-        raise ConfigError(f"training.max_updates: {max_updates} must be at least 1")
+        raise ConfigError(f"training.max_updates: {max_updates} must be at least 1", rooted=True)
     if (warmup_steps is None) == (warmup_ratio is None):
         given = "both" if warmup_steps is not None else "neither"
-        raise ConfigError(f"{PATH}.warmup_steps / {PATH}.warmup_ratio: {given} given; set exactly one "
-                          f"(e.g. {PATH}.warmup_steps=2000 or {PATH}.warmup_ratio=0.1; 0 for no warm-up)")
+        raise ConfigError(f"{given} of warmup_steps and warmup_ratio given; set exactly one (e.g. "
+                          f"{PATH}.warmup_steps=2000 or {PATH}.warmup_ratio=0.1; 0 for no warm-up)",
+                          key="warmup_steps")
     if warmup_ratio is not None:
-        if not 0.0 <= warmup_ratio <= 1.0:
-            raise ConfigError(f"{PATH}.warmup_ratio: {warmup_ratio} must lie in [0, 1]")
         return int(round(warmup_ratio * max_updates))
     assert warmup_steps is not None
-    if not 0 <= warmup_steps <= max_updates:
-        raise ConfigError(f"{PATH}.warmup_steps: {warmup_steps} must lie in [0, training.max_updates="
-                          f"{max_updates}]")
+    if warmup_steps > max_updates:
+        raise ConfigError(f"{warmup_steps} must lie in [0, training.max_updates={max_updates}]", key="warmup_steps")
     return int(warmup_steps)
-
-
-def check_ratio(value: float, key: str) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{PATH}.{key}: {value} must lie in [0, 1] (a fraction of the peak lr)")
 
 
 def warmup_then(optimizer: torch.optim.Optimizer, max_updates: int, warmup: int,
@@ -72,8 +70,8 @@ def constant(optimizer: torch.optim.Optimizer, max_updates: int) -> LambdaLR:
 
 
 @SCHEDULERS.register()
-def warmup_cosine(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: int | None = None,
-                  warmup_ratio: float | None = None, min_lr_ratio: float = 0.0) -> LambdaLR:
+def warmup_cosine(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: WarmupSteps | None = None,
+                  warmup_ratio: Fraction | None = None, min_lr_ratio: Fraction = 0.0) -> LambdaLR:
     """Linear warm-up, then half a cosine down to ``min_lr_ratio`` of the peak (UniT Sec. 3.5).
 
     Args:
@@ -84,14 +82,13 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, max_updates: int, warmup_ste
         min_lr_ratio: the final multiplier.
     """
     warmup = warmup_updates(max_updates, warmup_steps, warmup_ratio)
-    check_ratio(min_lr_ratio, "min_lr_ratio")
     return warmup_then(optimizer, max_updates, warmup,
                        lambda p: min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 @SCHEDULERS.register()
-def warmup_linear(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: int | None = None,
-                  warmup_ratio: float | None = None, end_lr_ratio: float = 0.0) -> LambdaLR:
+def warmup_linear(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: WarmupSteps | None = None,
+                  warmup_ratio: Fraction | None = None, end_lr_ratio: Fraction = 0.0) -> LambdaLR:
     """Linear warm-up, then linear decay to ``end_lr_ratio`` of the peak (METER Sec. 3.3).
 
     Args:
@@ -102,13 +99,12 @@ def warmup_linear(optimizer: torch.optim.Optimizer, max_updates: int, warmup_ste
         end_lr_ratio: the final multiplier (0: decay to 0).
     """
     warmup = warmup_updates(max_updates, warmup_steps, warmup_ratio)
-    check_ratio(end_lr_ratio, "end_lr_ratio")
     return warmup_then(optimizer, max_updates, warmup, lambda p: end_lr_ratio + (1 - end_lr_ratio) * (1 - p))
 
 
 @SCHEDULERS.register()
-def polynomial(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: int | None = None,
-               warmup_ratio: float | None = None, power: float = 1.0, end_lr_ratio: float = 0.0) -> LambdaLR:
+def polynomial(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps: WarmupSteps | None = None,
+               warmup_ratio: Fraction | None = None, power: Annotated[float, Range(gt=0)] = 1.0, end_lr_ratio: Fraction = 0.0) -> LambdaLR:
     """Linear warm-up, then ``(1 - progress) ** power`` decay to ``end_lr_ratio`` of the peak.
 
     Args:
@@ -120,8 +116,5 @@ def polynomial(optimizer: torch.optim.Optimizer, max_updates: int, warmup_steps:
         end_lr_ratio: the final multiplier.
     """
     warmup = warmup_updates(max_updates, warmup_steps, warmup_ratio)
-    check_ratio(end_lr_ratio, "end_lr_ratio")
-    if power <= 0:
-        raise ConfigError(f"{PATH}.power: {power} must be positive (1 = linear decay)")
     return warmup_then(optimizer, max_updates, warmup,
                        lambda p: end_lr_ratio + (1 - end_lr_ratio) * (1 - p) ** power)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.config.refs import DatasetName
 from unimm.interfaces import GradientMask
 from unimm.registry import STEP_STRATEGIES
 from unimm.training import distributed as dist
@@ -128,9 +129,14 @@ class accumulate:  # noqa: N801 (registered name == builder name)
             baseline (supplementary Eq. 9) weighs image losses by 0.2 and text by 0.8.
     """
 
-    def __init__(self, datasets: list[str] | None = None, weights: dict[str, float] | None = None) -> None:
+    def __init__(self, datasets: list[DatasetName] | None = None, weights: dict[DatasetName, float] | None = None,
+                 ) -> None:
         self.datasets = None if datasets is None else list(datasets)
         self.weights = dict(weights or {})
+        outside = [n for n in self.weights if self.datasets is not None and n not in self.datasets]
+        if outside:
+            raise ConfigError([(f"weights.{n}", f"'{n}' is not among this strategy's datasets {self.datasets}")
+                               for n in outside])
 
     def __call__(self, ctx: StepContext) -> dict[str, float]:
         names = chosen_datasets(self.datasets, ctx.dataset_names)
@@ -164,7 +170,7 @@ class masked_combine:  # noqa: N801 (registered name == builder name)
         datasets: the datasets of every update (None: all training datasets).
     """
 
-    def __init__(self, group_a: list[str], group_b: list[str], datasets: list[str] | None = None) -> None:
+    def __init__(self, group_a: list[str], group_b: list[str], datasets: list[DatasetName] | None = None) -> None:
         self.group_a = compile_group(group_a, "group_a")
         self.group_b = compile_group(group_b, "group_b")
         self.datasets = None if datasets is None else list(datasets)
@@ -225,14 +231,15 @@ class masked_combine:  # noqa: N801 (registered name == builder name)
 
 
 def compile_group(patterns: Sequence[str], key: str) -> list[re.Pattern[str]]:
+    """The regexes of one group (errors keyed relative to the strategy's node)."""
     if isinstance(patterns, str) or not patterns:
-        raise ConfigError(f"{PATH}.{key}: give a list of regexes over loss keys, e.g. ['/mlm$', '/nsp$']")
+        raise ConfigError("give a list of regexes over loss keys, e.g. ['/mlm$', '/nsp$']", key=key)
     compiled = []
     for i, pattern in enumerate(patterns):
         try:
             compiled.append(re.compile(pattern))
         except re.error as err:
-            raise ConfigError(f"{PATH}.{key}[{i}]: {pattern!r} is not a valid regex ({err})") from None
+            raise ConfigError(f"{pattern!r} is not a valid regex ({err})", key=f"{key}[{i}]") from None
     return compiled
 
 

@@ -110,8 +110,11 @@ def test_build_errors_name_the_path_from_the_config_root(dataset_info):
         build({"tasks": {"imagenet": {}}}, path="model.student")
     # several problems at once
     with pytest.raises(ConfigError) as err:
-        build({"tasks": {"imagenet": {}, "sst2": {"modality": "audio"}}})
-    assert len(err.value.problems) == 2
+        build({"tasks": {"imagenet": {}}}, info={**dataset_info, "mystery": {"size": 3}})
+    assert err.value.problems == [
+        "model.tasks.imagenet: no such dataset (configured: coco, vg, vqa2, snli_ve, sst2, mystery)",
+        "model.tasks.mystery.task: dataset 'mystery' has task_type None, which UniT does not train; set "
+        "model.tasks.mystery.task to one of detection, vqa, classification"]
 
 
 def test_paper_size_parameter_count_on_meta():
