@@ -64,6 +64,31 @@ class Dataset(Protocol):
 
 
 @runtime_checkable
+class FormatsPredictions(Protocol):
+    """A dataset that writes predictions (``run_type=predict``) in its official result format."""
+
+    def format_predictions(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One JSON-able row per prediction of the batch (e.g. COCO results, VQA answers)."""
+        ...
+
+
+@runtime_checkable
+class DrawsPredictions(Protocol):
+    """A dataset that can draw its formatted predictions (detection: boxes on the first pictures)."""
+
+    def draw_predictions(self, rows: Sequence[dict[str, Any]], path: Any) -> Any:
+        """Write a picture of ``rows`` to ``path``; return the path written, or None."""
+        ...
+
+
+@runtime_checkable
+class HasCocoGroundTruth(Protocol):
+    """A detection dataset holding its ground truth as a pycocotools ``COCO`` (``coco_map`` reads it)."""
+
+    coco: Any
+
+
+@runtime_checkable
 class Metric(Protocol):
     """Accumulates over an evaluation pass; ``compute`` returns ``{"<metric>": value}``."""
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from unimm.config.errors import ConfigError
+from unimm.interfaces import HasCocoGroundTruth
 from unimm.metrics.coco_eval import STAT_NAMES, evaluate_boxes
 from unimm.modules.box_ops import detr_detections
 from unimm.registry import METRICS
@@ -80,9 +81,8 @@ class coco_map:  # noqa: N801 (registered name == builder name)
 
 def ground_truth_of(dataset: Any, info: Mapping[str, Any], name: str) -> Any:
     """The dataset's pycocotools ``COCO``: its ``coco`` attribute or its info's ``annotation_file``."""
-    coco = getattr(dataset, "coco", None)
-    if coco is not None:
-        return coco
+    if isinstance(dataset, HasCocoGroundTruth) and dataset.coco is not None:
+        return dataset.coco
     path = info.get("annotation_file")
     if not path:
         raise ConfigError(f"coco_map on dataset '{name}': the dataset has no 'coco' attribute and its info() "

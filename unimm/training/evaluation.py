@@ -8,6 +8,7 @@ from typing import Any, Callable, ContextManager, Mapping
 import torch
 from torch import nn
 
+from unimm.interfaces import DrawsPredictions, FormatsPredictions
 from unimm.training import distributed as dist
 from unimm.training.streams import eval_batches
 from unimm.utils.fileio import atomic_write_text
@@ -67,7 +68,7 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
     model.eval()
     written = []
     for name, dataset in datasets.items():
-        if not hasattr(dataset, "format_predictions"):
+        if not isinstance(dataset, FormatsPredictions):
             continue
         rows: list[dict] = []
         for batch in eval_batches(dataset, batch_size=batch_size, rank=dist.get_rank(),
@@ -81,7 +82,7 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
             path = folder / "predictions" / f"{name}_{split}.json"
             atomic_write_text(path, json.dumps(rows, sort_keys=True))
             written.append(path)
-            if hasattr(dataset, "draw_predictions"):
+            if isinstance(dataset, DrawsPredictions):
                 picture = dataset.draw_predictions(rows, path.with_suffix(".png"))
                 if picture is not None:
                     written.append(Path(picture))
