@@ -143,3 +143,23 @@ def test_the_dataset_pickles_for_worker_processes(tmp_path, tok_node):
     ds = build(tmp_path, tok_node, train_transform={"type": "vl_train_transform", "size": 16})
     copy = pickle.loads(pickle.dumps(ds))
     assert torch.equal(copy[0]["input_ids"], ds[0]["input_ids"]) and copy.info() == ds.info()
+
+
+def test_the_metric_sees_the_raw_answers_and_scores_the_results_file_strings(tmp_path, tok_node, monkeypatch):
+    from unimm.data.vqa_normalize import vqa_accuracy as official_accuracy
+    from unimm.metrics.vqa_accuracy import vqa_accuracy
+
+    monkeypatch.setitem(ANSWERS, 501, ["Yes"] * 10)  # unanimous, not in normal form
+    write_vqa2(tmp_path)
+    ds = build(tmp_path, tok_node, split="val")
+    batch = ds.collate([ds[1]])
+    assert batch["answers"] == [["Yes"] * 10]  # as annotated, not normalised
+    assert batch["answer_scores"].tolist() == [[1.0, 0.0, 0.0, 0.0]]  # the training target normalises: "yes"
+    logits = torch.tensor([[5.0, 0.0, 0.0, 0.0]])  # predicts the vocabulary's "yes"
+    metric = vqa_accuracy(ds, name="vqa2")
+    metric.update(batch, {"logits": logits})
+    # the official evaluation compares unanimous answers exactly: "yes" is not "Yes"
+    assert metric.compute()["vqa_accuracy"] == 0.0
+    results = ds.format_predictions(batch, {"logits": logits})
+    assert results == [{"question_id": 501, "answer": "yes"}]
+    assert official_accuracy(results[0]["answer"], ANSWERS[501]) == 0.0  # the results file scores the same

@@ -26,17 +26,27 @@ def score(prediction, humans):
     return metric.compute()["vqa_accuracy"]
 
 
-@pytest.mark.parametrize("matches, expected", [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)])
+@pytest.mark.parametrize("matches, expected", [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (9, 1.0)])
 def test_subset_averaging(matches, expected):
-    # "two" is written out by the humans and predicted as "2": number words become digits
+    # The answers differ, so they are processed: "two" written out by the humans matches the
+    # predicted "2". k matches: (k * min((k - 1) / 3, 1) + (10 - k) * min(k / 3, 1)) / 10.
     humans = ["two"] * matches + ["three"] * (10 - matches)
     assert score("2", humans) == pytest.approx(expected)
 
 
-def test_normalisation_of_punctuation_articles_and_case():
+def test_unanimous_answers_are_compared_exactly():
+    # Official rule: ten identical answers switch the processing off, so "2" does not match "two".
+    assert score("2", ["two"] * 10) == 0.0
+    assert score("2", ["2"] * 10) == 1.0
+    assert score("yes", ["Yes"] * 10) == 0.0  # case included
+    assert score("t shirt", ["t-shirt"] * 10) == 0.0
+    assert score("yes", [" yes\n"] * 10) == 1.0  # whitespace is always cleaned
+
+
+def test_normalisation_of_punctuation_articles_and_case_when_answers_differ():
     assert score("yes", ["Yes!"] * 2 + ["no"] * 8) == pytest.approx(0.6)
     assert score("dog", ["a dog", "the dog", "A Dog.", "dogs"] + ["cat"] * 6) == pytest.approx(0.9)
-    assert score("t shirt", ["t-shirt"] * 10) == pytest.approx(1.0)
+    assert score("t shirt", ["t-shirt"] * 9 + ["T-Shirt"]) == pytest.approx(1.0)
 
 
 def test_matches_a_from_scratch_leave_one_out_average():

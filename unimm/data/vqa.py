@@ -77,7 +77,12 @@ class VqaDataset(Dataset):
                 "answer_vocab": list(self.vocab.answers), "vocab_size": self.tokenizer.vocab_size}
 
     def format_predictions(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The official result format: ``[{"question_id": ..., "answer": ...}]`` from ``output["logits"]``."""
+        """The official result format: ``[{"question_id": ..., "answer": ...}]`` from ``output["logits"]``.
+
+        Each answer is the answer-vocabulary string of the arg-max logit, the very string the
+        ``vqa_accuracy`` metric scores, so the official evaluation (vqaEval.py) of this file
+        reproduces the metric.
+        """
         best = output["logits"].argmax(dim=-1).tolist()
         return [{"question_id": int(qid), "answer": self.vocab.answers[i]}
                 for qid, i in zip(batch["question_id"].tolist(), best)]

@@ -1,4 +1,4 @@
-"""VQA accuracy as the official VQA evaluation computes it (Antol et al., 2015; VQAv2)."""
+"""VQA accuracy as the official VQA evaluation (vqaEval.py) computes it (Antol et al., 2015; VQAv2)."""
 from __future__ import annotations
 
 import re
@@ -14,20 +14,26 @@ from unimm.training import distributed as dist
     ["vqa_accuracy"] + (["vqa_accuracy/*"] if per_answer_type else [])
     + (["vqa_accuracy/question/*"] if per_question_type else [])))
 class vqa_accuracy:  # noqa: N801 (registered name == builder name)
-    """Mean over questions of the official per-question accuracy.
+    """Mean over questions of the per-question accuracy of the official VQA evaluation (vqaEval.py).
 
-    The predicted answer is the arg-max of the model's logits over the answer vocabulary. Both
-    it and the human answers are normalised (punctuation, number words to digits, articles,
-    contractions); then for each of the 10 annotators, ``min(#other annotators who gave the
-    prediction / 3, 1)``, averaged over the 10 leave-one-out subsets. A prediction given by 1,
-    2, 3 or 4+ humans scores 0.3, 0.6, 0.9 or 1.0.
+    The predicted answer is the arg-max of the model's logits over the answer vocabulary, the
+    string ``format_predictions`` writes to a results file, so the official evaluator scores that
+    file as this metric does. It is scored against the raw human answers by
+    ``unimm.data.vqa_normalize.vqa_accuracy``: whitespace is always cleaned; punctuation, number
+    words, articles and contractions are processed only when the human answers of the question
+    differ (ten identical answers are compared exactly: "two" against ten "2" scores 0); then for
+    each of the 10 annotators, ``min(#other annotators who gave the prediction / 3, 1)``, averaged
+    over the 10 leave-one-out subsets. A prediction given by 1, 2, 3 or 4+ humans scores 0.3, 0.6,
+    0.9 or 1.0. A question with a single answer (Visual Genome QA) scores 1 on a match of the
+    normalised forms.
 
     Args:
         dataset: the evaluated dataset; ``dataset.info()["answer_vocab"]`` maps logit index ->
             answer string (run time).
         name: the dataset's config key (run time).
         logits_key: output entry with logits ``[B, A]``.
-        answers_key: batch entry with the human answers: B lists of (usually 10) strings.
+        answers_key: batch entry with the human answers as annotated (not normalised): B lists
+            of (usually 10) strings.
         per_answer_type: also report the accuracy of each answer type as
             ``vqa_accuracy/<type>`` ("yes/no" is written ``yes_no``), as the official
             evaluation's ``perAnswerType``; the batch must hold ``answer_type`` (B strings,
