@@ -144,7 +144,11 @@ class TaskSampler(Protocol):
 
 @runtime_checkable
 class OptimizerHook(Protocol):
-    """Touches gradients or optimizer state around each optimizer step; its state is checkpointed."""
+    """Touches gradients or optimizer state around each optimizer step; its state is checkpointed.
+
+    A hook may also satisfy ``ReportsScalars`` (optional): its ``scalars()`` then go into the
+    run's training metrics at every log step (e.g. ``iterative_gradient_mask``'s sparsity per block).
+    """
 
     def before_step(self, step: int) -> None: ...
 
@@ -153,6 +157,15 @@ class OptimizerHook(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class ReportsScalars(Protocol):
+    """A part with numbers of its own for the run's training metrics (an optional ``OptimizerHook`` method)."""
+
+    def scalars(self) -> dict[str, float]:
+        """Metric key (e.g. ``"mask/sparsity"``) -> value, logged with phase ``train``; equal on every rank."""
+        ...
 
 
 @runtime_checkable

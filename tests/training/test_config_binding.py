@@ -27,7 +27,7 @@ BAD = [
     (TASK_SAMPLERS, {"type": "ratios", "ratios": [0.5, 0.5]}, "ratios"),
     (SCHEDULERS, {"type": "warmup_cosine", "warmup_steps": "2k"}, "warmup_steps"),
     (OPTIMIZERS, {"type": "adamw"}, "lr"),
-    (OPTIMIZER_HOOKS, {"type": "iterative_gradient_mask", "every": 0.5}, "every"),
+    (OPTIMIZER_HOOKS, {"type": "iterative_gradient_mask", "params": "^encoder\\.", "every": 0.5}, "every"),
     (STEP_STRATEGIES, {"type": "masked_combine", "group_a": ["x"]}, "group_b"),
 ]
 

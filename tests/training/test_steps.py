@@ -152,7 +152,7 @@ def test_masked_combine_errors():
         STEP_STRATEGIES.build({"type": "masked_combine", "group_a": ["txt"], "group_b": ["img"]})(
             context(Unified(), data))
     model = Unified()
-    hook = OPTIMIZER_HOOKS.build("iterative_gradient_mask", model=model, optimizer=None)
+    hook = OPTIMIZER_HOOKS.build({"type": "iterative_gradient_mask", "params": "^shared"}, model=model, optimizer=None)
     with pytest.raises(ConfigError, match="'txt/nsp' matches neither"):
         STEP_STRATEGIES.build({"type": "masked_combine", "group_a": ["mlm"], "group_b": ["img"]})(
             context(model, data, hooks=[hook]))

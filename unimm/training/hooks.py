@@ -9,10 +9,12 @@ Registered builders (runtime arguments ``model`` and ``optimizer``):
 * ``skip_zero_grad``: parameters without gradient this update are not touched at all
   (UniT Sec. 4.2 footnote 2 and supplementary A);
 * ``iterative_gradient_mask``: the mask ``M`` of ViT-BERT Algorithm 1, read by the
-  ``masked_combine`` step strategy (ViT-BERT Eq. 8).
+  ``masked_combine`` step strategy (ViT-BERT Eq. 8); its ``scalars()`` (``ReportsScalars``)
+  give the mask's sparsity per block for the run's metrics.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Annotated, Any, Mapping
@@ -24,8 +26,10 @@ from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
 from unimm.registry import OPTIMIZER_HOOKS, current_path
 
+logger = logging.getLogger("unimm")
 HOOKS_PATH = "training.optimizer_hooks"
 WRAPPER_PREFIXES = re.compile(r"(^|\.)(module|_fsdp_wrapped_module|_orig_mod)\.")
+BLOCK_INDEX = re.compile(r"^((?:.*?\.)?\d+)(?=\.|$)")  # up to the first whole-number segment
 
 
 def clean_name(name: str) -> str:
@@ -83,24 +87,42 @@ def skip_zero_grad(model: nn.Module, optimizer: torch.optim.Optimizer) -> SkipZe
 
 
 class IterativeGradientMask:
-    """The binary mask ``M`` over shared parameters of ViT-BERT Algorithm 1.
+    """The binary mask ``M`` over the shared encoder's parameters of ViT-BERT Algorithm 1.
 
     ``M = 1`` keeps the group-a (text) gradient of an entry, ``M = 0`` gives the entry to
     group b (image): ``G = M * G_a + (1 - M) * G_b`` (Eq. 8). ``M`` starts all ones; at the
-    first update and every ``every`` updates after it, the ``delta`` fraction (of all
-    masked parameters' entries) with the smallest ``|G_a|`` among the entries still 1 is
-    set to 0 (line 6), until a ``beta`` fraction is 0 (line 8): ``ceil(beta / delta)``
-    pruning rounds. Entries are ranked globally over all selected parameters. With
-    ``random=True`` the pruned entries are drawn at random instead (the paper's
-    random-masking baseline of Fig. 2), in the same number per round.
+    first update and every ``every`` updates after it, a round sets ``delta`` of all selected
+    entries to 0 (line 6), until a ``beta`` fraction is 0 (line 8): ``ceil(beta / delta)``
+    rounds of ``round(delta * total)`` entries each, the last one capped at ``beta``.
 
-    The ``masked_combine`` step strategy calls ``observe(grads_a)`` once per update with
-    the update's group-a gradients (averaged over ranks when ``mask_update_due()``), then
-    ``mask_for(param)`` for each parameter.
+    Which entries a round prunes (line 6, "the smallest delta of the non-zero elements of
+    ``M * |G_a|``"):
+
+    * ranking is global over all selected parameters, so blocks end up unevenly sparse (Fig. 4);
+    * only entries still 1 are candidates, ranked by ``|G_a|`` of the observed update, smallest
+      first; equal scores are broken by position: parameter order (``model.named_parameters()``),
+      then the flat index inside the parameter;
+    * an entry whose ``G_a`` is exactly 0 (or whose parameter has no group-a gradient) is a zero
+      of ``M * |G_a|``, so line 6 does not rank it: the batch gave no evidence of its importance,
+      and pruning is never undone. It is pruned only when fewer kept entries than the round needs
+      have a non-zero ``G_a``; the round is then filled with such entries in position order and a
+      warning names the parameters without any group-a gradient (a sign that ``params`` selects
+      more than the shared encoder);
+    * a round whose ``G_a`` holds a NaN or an infinity (e.g. an fp16 overflow the grad scaler
+      will skip) prunes nothing, logs a warning, and is retried at the next update; later rounds
+      keep their schedule (multiples of ``every``);
+    * ``random=True`` is the paper's random-masking baseline (Fig. 2): the same rounds and the same
+      number of entries per round, drawn uniformly among the entries still 1 by a private
+      generator (checkpointed), whatever the gradient.
+
+    The ``masked_combine`` step strategy calls ``observe(grads_a)`` once per update with the
+    update's group-a gradients (averaged over ranks when ``mask_update_due()``), then
+    ``mask_for(param)`` for each parameter. ``scalars()`` reports the masked fraction, overall
+    and per block, for the run's metrics.
 
     Args:
         model: the unwrapped model.
-        params: regex searched in parameter names selecting the shared parameters.
+        params: regex searched in parameter names selecting the shared encoder's parameters.
         delta: fraction of all selected entries pruned per round.
         beta: final fraction of entries with ``M = 0``.
         every: updates between pruning rounds (the paper's ``t``).
@@ -122,26 +144,42 @@ class IterativeGradientMask:
                               "encoder's parameter names", key="params")
         self.delta, self.beta, self.every, self.random = float(delta), float(beta), int(every), bool(random)
         self.masks = {name: torch.ones_like(p, dtype=torch.bool) for name, p in self.params.items()}
+        self.pruned = {name: 0 for name in self.params}  # entries with M = 0, per parameter
         self._name_of = {id(p): name for name, p in self.params.items()}
         self.total = sum(p.numel() for p in self.params.values())
-        self.masked = 0  # entries with M = 0
         self.observed = 0  # updates seen by observe()
+        self.pending = False  # a round put off by a non-finite gradient: retried at the next update
         self._generator = torch.Generator().manual_seed(int(seed))
         self._observed_this_update = False
+
+    @property
+    def masked(self) -> int:
+        """Entries with ``M = 0``."""
+        return sum(self.pruned.values())
 
     @property
     def masked_fraction(self) -> float:
         return self.masked / self.total
 
     @property
-    def rounds(self) -> int:
-        """Pruning rounds needed to reach ``beta``."""
-        return math.ceil(round(self.beta * self.total) / self.per_round)
+    def target(self) -> int:
+        """Entries with ``M = 0`` once ``beta`` is reached."""
+        return round(self.beta * self.total)
 
     @property
     def per_round(self) -> int:
         """Entries pruned per round (at least one)."""
         return max(1, round(self.delta * self.total))
+
+    @property
+    def rounds(self) -> int:
+        """Pruning rounds needed to reach ``beta``."""
+        return math.ceil(self.target / self.per_round)
+
+    @property
+    def rounds_done(self) -> int:
+        """Pruning rounds done so far (every round but the capped last one prunes ``per_round``)."""
+        return math.ceil(self.masked / self.per_round)
 
     def mask_for(self, param: torch.Tensor) -> torch.Tensor | None:
         """The boolean mask (True: keep group a) of ``param``, shaped like it; None if unmasked."""
@@ -150,7 +188,7 @@ class IterativeGradientMask:
 
     def mask_update_due(self) -> bool:
         """True when the next ``observe`` prunes (its gradients must then agree across ranks)."""
-        return self.observed % self.every == 0 and self.masked < round(self.beta * self.total)
+        return (self.pending or self.observed % self.every == 0) and self.masked < self.target
 
     def observe(self, grads_a: Mapping[torch.Tensor, torch.Tensor | None]) -> None:
         """Take this update's group-a gradients; prune the mask when a round is due (Alg. 1 l. 5-6).
@@ -164,39 +202,73 @@ class IterativeGradientMask:
         self._observed_this_update = True
 
     @torch.no_grad()
-    def prune(self, grads_a: Mapping[torch.Tensor, torch.Tensor | None]) -> None:
-        """Set to 0 the ``per_round`` kept entries of smallest ``M * |G_a|`` (Algorithm 1 line 6)."""
-        count = min(self.per_round, round(self.beta * self.total) - self.masked)
+    def prune(self, grads_a: Mapping[torch.Tensor, torch.Tensor | None]) -> int:
+        """One round of Algorithm 1 line 6 (rules in the class docstring); returns the entries pruned."""
+        count = min(self.per_round, self.target - self.masked)
         if count <= 0:
-            return
-        scores = {}  # name -> [numel] float32, +inf where already pruned
-        for name, param in self.params.items():
-            mask = self.masks[name].reshape(-1)
-            if self.random:
-                score = torch.rand(param.numel(), generator=self._generator).to(param.device)
-            else:
-                grad = grads_a.get(param)
-                score = (grad.detach().abs().reshape(-1).float() if grad is not None
-                         else torch.zeros(param.numel(), device=param.device))
-            scores[name] = torch.where(mask, score, torch.full_like(score, math.inf))
-        flat = torch.cat([s.to(self._device) for s in scores.values()])
-        threshold = torch.kthvalue(flat, count).values
-        below = {name: s < threshold for name, s in scores.items()}
-        ties_left = count - int(sum(int(b.sum()) for b in below.values()))
-        for name, score in scores.items():
-            prune = below[name]
-            if ties_left > 0:  # prune the first entries equal to the threshold, in a fixed order
-                tied = score == threshold
-                take = tied & (tied.cumsum(0) <= ties_left)
-                ties_left -= int(take.sum())
-                prune = prune | take
-            self.masks[name].view(-1)[prune] = False
-        self.masked = self.total - sum(int(m.sum()) for m in self.masks.values())
-        assert self.masked <= round(self.beta * self.total)
+            return 0
+        grads = [grads_a.get(p) for p in self.params.values()]
+        present = [g for g in grads if g is not None]
+        if present and not bool(torch.stack([torch.isfinite(g).all() for g in present]).all()):
+            self.pending = True
+            logger.warning("%s: the group-a gradients of update %d are not finite; the gradient mask prunes "
+                           "nothing and retries at the next update", self.path, self.observed)
+            return 0
+        self.pending = False
+        kept = [self.masks[name].reshape(-1) for name in self.params]
+        if self.random:
+            scores = [torch.where(k, torch.rand(k.numel(), generator=self._generator).to(k.device), math.inf)
+                      for k in kept]
+            chosen = smallest(scores, count)
+        else:
+            chosen = self.smallest_gradients(grads, kept, count)
+        for name, take in zip(self.params, chosen):
+            self.masks[name].view(-1)[take] = False
+        for name, n in zip(self.params, torch.stack([t.sum() for t in chosen]).tolist()):
+            self.pruned[name] += int(n)
+        assert self.masked <= self.target
+        logger.info("%s: gradient mask round %d of %d at update %d pruned %d entries; %.1f%% masked",
+                    self.path, self.rounds_done, self.rounds, self.observed, count, 100 * self.masked_fraction)
+        return count
 
-    @property
-    def _device(self) -> torch.device:
-        return next(iter(self.params.values())).device
+    def smallest_gradients(self, grads: list[torch.Tensor | None], kept: list[torch.Tensor],
+                           count: int) -> list[torch.Tensor]:
+        """The ``count`` kept entries of smallest non-zero ``|G_a|``, then, if too few, zero-gradient ones."""
+        magnitudes = [torch.zeros(k.numel(), device=k.device) if g is None else g.detach().abs().reshape(-1).float()
+                      for g, k in zip(grads, kept)]  # [numel] each
+        evidence = [k & (a != 0) for k, a in zip(kept, magnitudes)]
+        with_evidence = torch.stack([e.sum() for e in evidence]).tolist()
+        ranked = min(count, int(sum(with_evidence)))
+        chosen = smallest([torch.where(e, a, math.inf) for e, a in zip(evidence, magnitudes)], ranked)
+        if ranked == count:
+            return chosen
+        filler = smallest([torch.where(k & (a == 0), 0.0, math.inf) for k, a in zip(kept, magnitudes)],
+                          count - ranked)  # all tie at 0: position order
+        silent = [name for name, n in zip(self.params, with_evidence) if n == 0]
+        logger.warning("%s: only %d kept entries have a non-zero group-a gradient, so %d entries without one were "
+                       "pruned in parameter order; `params` should select the shared encoder only (no group-a "
+                       "gradient at all: %s)", self.path, ranked, count - ranked,
+                       ", ".join(silent[:5]) + (" ..." if len(silent) > 5 else "") if silent else "none")
+        return [a | b for a, b in zip(chosen, filler)]
+
+    def sparsity_by_parameter(self) -> dict[str, float]:
+        """Parameter name -> the fraction of its entries with ``M = 0``."""
+        return {name: self.pruned[name] / p.numel() for name, p in self.params.items()}
+
+    def sparsity_by_block(self) -> dict[str, float]:
+        """Block (``block_of``, e.g. ``encoder.layers.3``) -> the fraction of its entries with ``M = 0``."""
+        pruned: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        for name, p in self.params.items():
+            block = block_of(name)
+            pruned[block] = pruned.get(block, 0) + self.pruned[name]
+            sizes[block] = sizes.get(block, 0) + p.numel()
+        return {block: pruned[block] / sizes[block] for block in sizes}
+
+    def scalars(self) -> dict[str, float]:
+        """What the run logs: ``mask/sparsity``, ``mask/round`` and ``mask/block/<block>`` (Fig. 4)."""
+        blocks = {f"mask/block/{block}": value for block, value in self.sparsity_by_block().items()}
+        return {"mask/sparsity": self.masked_fraction, "mask/round": float(self.rounds_done), **blocks}
 
     def before_step(self, step: int) -> None:
         if not self._observed_this_update:
@@ -211,7 +283,7 @@ class IterativeGradientMask:
 
     def state_dict(self) -> dict[str, Any]:
         return {"masks": {name: m.cpu() for name, m in self.masks.items()}, "observed": self.observed,
-                "generator": self._generator.get_state()}
+                "pending": self.pending, "generator": self._generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state["masks"]
@@ -223,13 +295,42 @@ class IterativeGradientMask:
                               "model and iterative_gradient_mask.params")
         for name, mask in saved.items():
             self.masks[name].copy_(mask)
-        self.masked = self.total - sum(int(m.sum()) for m in self.masks.values())
+        kept = torch.stack([m.sum() for m in self.masks.values()]).tolist()
+        self.pruned = {name: m.numel() - int(k) for (name, m), k in zip(self.masks.items(), kept)}
         self.observed = int(state["observed"])
+        self.pending = bool(state.get("pending", False))  # absent from checkpoints written before it
         self._generator.set_state(state["generator"])
 
 
+def smallest(scores: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """Bool selections of the ``count`` smallest entries over several flat score tensors.
+
+    Ties are broken by position: earlier tensors first, then lower indices. ``inf`` marks an
+    entry that cannot be chosen; ``count`` must not exceed the finite entries.
+    """
+    if count <= 0:
+        return [torch.zeros_like(s, dtype=torch.bool) for s in scores]
+    flat = torch.cat([s.to(scores[0].device) for s in scores])  # [total]
+    threshold = torch.kthvalue(flat, count).values
+    chosen = flat < threshold
+    ties_needed = count - int(chosen.sum())
+    if ties_needed > 0:  # the first entries equal to the threshold, in position order
+        chosen[(flat == threshold).nonzero().squeeze(1)[:ties_needed]] = True
+    return [c.to(s.device) for c, s in zip(chosen.split([s.numel() for s in scores]), scores)]
+
+
+def block_of(name: str) -> str:
+    """The block of a parameter: its name up to and including the first numeric index
+    (``encoder.layers.3.mlp.fc1.weight`` -> ``encoder.layers.3``), else its module
+    (``encoder.final_norm.weight`` -> ``encoder.final_norm``)."""
+    match = BLOCK_INDEX.match(name)
+    if match:
+        return match.group(1)
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
 @OPTIMIZER_HOOKS.register()
-def iterative_gradient_mask(model: nn.Module, optimizer: torch.optim.Optimizer, params: str = ".*",
+def iterative_gradient_mask(model: nn.Module, optimizer: torch.optim.Optimizer, params: str,
                             delta: Annotated[float, Range(gt=0, le=1)] = 0.1,
                             beta: Annotated[float, Range(ge=0, le=1)] = 0.5,
                             every: Annotated[int, Range(ge=1)] = 10000, random: bool = False,
@@ -237,11 +338,17 @@ def iterative_gradient_mask(model: nn.Module, optimizer: torch.optim.Optimizer, 
     """Iterative gradient masking of shared parameters (ViT-BERT Algorithm 1, Eq. 8).
 
     Defaults are the paper's (Sec. 4.2): delta 10%, beta 50%, a round every 10K updates.
+    ``params`` has no default: it must select the shared transformer encoder only (Algorithm 1's
+    ``theta``), never the tokenizers / embeddings or the task heads. An entry with ``M = 0`` takes
+    the image gradient only, so a text-only parameter (word embeddings, the MLM head) would never
+    learn again once pruned, and an image-only one (the patch projection) gets no text gradient
+    to rank by, so it would stay kept and learn nothing.
 
     Args:
         model: the model (runtime).
         optimizer: the optimizer (runtime, unused).
-        params: regex searched in parameter names selecting the shared encoder's parameters.
+        params: regex searched in parameter names selecting the shared encoder's parameters,
+            e.g. ``'^encoder\\.'``.
         delta: fraction of the selected entries pruned per round.
         beta: final masked fraction.
         every: updates between rounds (``t`` in Algorithm 1).
