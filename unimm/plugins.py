@@ -39,6 +39,9 @@ def load_entry_points() -> list[str]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
+        except SystemExit as err:
+            raise ConfigError(f"plugin entry point '{ep.name}' ({ep.value}) called sys.exit({err.code}) while it was "
+                              "imported; importing a plugin must only register its parts") from None
         except Exception as err:
             raise ConfigError(
                 f"plugin entry point '{ep.name}' ({ep.value}) failed to import: {err}; "
@@ -54,6 +57,11 @@ def load_user_dirs(dirs: str | Iterable[str] | None) -> list[ModuleType]:
         return []
     folders = [dirs] if isinstance(dirs, str) else list(dirs)
     return [load_user_dir(Path(d)) for d in folders]
+
+
+def exit_message(folder: Path, err: SystemExit) -> str:
+    return (f"env.user_dir: importing {folder} called sys.exit({err.code}); importing a plugin must only "
+            "register its parts (move the script part under `if __name__ == \"__main__\":`)")
 
 
 def importable_name(folder: Path) -> str | None:
@@ -91,6 +99,8 @@ def load_user_dir(folder: Path) -> ModuleType:
     if dotted is not None:  # the name a plain import would give it: a later `import` finds it loaded
         try:
             module = importlib.import_module(dotted)
+        except SystemExit as err:
+            raise ConfigError(exit_message(folder, err)) from None
         except ConfigError:
             raise
         except Exception as err:
@@ -108,6 +118,9 @@ def load_user_dir(folder: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as err:
+        del sys.modules[name]
+        raise ConfigError(exit_message(folder, err)) from None
     except ConfigError:
         raise
     except Exception as err:

@@ -210,11 +210,13 @@ class Registry:
                     kwargs[arg] = defer_parts(kwargs[arg], sub_path)
                 else:
                     kwargs[arg] = build_parts(registry_of(part.kind), kwargs[arg], runtime, sub_path)
+            given = {**kwargs, **accepted(entry.builder, runtime)}
             problems = _argument_problems(entry.builder, kwargs, entry.parts, path)
+            problems += [f"{join_path(path, arg)}: required by {self.kind} '{name}'; set it"
+                         for arg in required_arguments(entry.builder) if arg not in given]
             if problems:
                 raise ConfigError(problems, rooted=True)  # the paths are already full
-            kwargs.update(accepted(entry.builder, runtime))
-            return entry.builder(**kwargs)
+            return entry.builder(**given)
         except ConfigError as err:
             raise err.at(path) from None
         except RegistryError as err:
@@ -294,6 +296,16 @@ def defer_parts(value: Any, path: str) -> Any:
     if isinstance(value, (list, tuple)):
         return [defer_parts(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def required_arguments(builder: Callable[..., Any]) -> list[str]:
+    """The keyword arguments of ``builder`` that have no default."""
+    try:
+        params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
 
 
 def accepted(builder: Callable[..., Any], runtime: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def prepare(config_path: str | os.PathLike | None, overrides: Iterable[str] = ()
     except Exception as err:
         raise ConfigError(f"env.user_dir: cannot resolve: {err}") from None
     load_user_dirs(OmegaConf.to_container(user_dirs) if OmegaConf.is_config(user_dirs) else user_dirs)
-    plain = validate_config(cfg)
+    plain = validate_config(cfg, source=None if config_path is None else str(config_path))
     return plain, OmegaConf.to_yaml(OmegaConf.create(plain))
 
 

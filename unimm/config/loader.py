@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from unimm.config.errors import ConfigError
@@ -112,12 +113,32 @@ def find_config(path: Path, including_dir: Path | None) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's keys (unresolved); a top level that is not a mapping, bytes that are not
+    UTF-8 or bad YAML are errors that name the file. An empty file has no keys."""
     try:
-        loaded = OmegaConf.load(path)
-    except Exception as err:  # yaml.YAMLError and OSError, with OmegaConf's wrapping
-        raise ConfigError(f"cannot read YAML: {err}", source=str(path)) from None
-    if not isinstance(loaded, DictConfig):
-        raise ConfigError("the top level must be a mapping of keys", source=str(path))
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}); save "
+                          "the file as UTF-8", source=str(path)) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read the file: {err.strerror or err}", source=str(path)) from None
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        return {}  # keys may all come from the command line; validation then names this file
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)  # yaml's errors carry their position when they know it
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"cannot read YAML: {where}{getattr(err, 'problem', None) or err}",
+                          source=str(path)) from None
+    if not isinstance(raw, dict):
+        what = "a list" if isinstance(raw, list) else "a single value"
+        raise ConfigError(f"the top level must be a mapping of keys, not {what} ({text.strip()[:40]!r})",
+                          source=str(path))
+    try:
+        loaded = OmegaConf.create(text)
+    except Exception as err:  # what OmegaConf refuses beyond YAML (e.g. keys that are not strings)
+        raise ConfigError(f"cannot read the config: {str(err).strip().splitlines()[0]}", source=str(path)) from None
     return OmegaConf.to_container(loaded, resolve=False)  # type: ignore[return-value]
 
 

@@ -17,7 +17,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -48,9 +48,23 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.parallel": ("ddp", "fsdp"),
     "training.early_stop.mode": ("max", "min"),
 }
-# Keys of fixed sections that refer to other parts of the config.
+# Keys of fixed sections that refer to other parts of the config, or whose numbers have a range.
+# (The defaults give their types; null stays allowed where the default is null.)
 SECTION_REFS: dict[str, Any] = {
     "training.early_stop.metric": typing.Optional[MetricKey],
+    "training.max_updates": Annotated[int, Range(ge=1)],
+    "training.max_epochs": Annotated[float, Range(gt=0)],
+    "training.batch_size": Annotated[int, Range(ge=1)],
+    "training.num_workers": Annotated[int, Range(ge=0)],
+    "training.log_every": Annotated[int, Range(ge=1)],
+    "training.eval_every": Annotated[int, Range(ge=0)],
+    "training.clip_grad_norm": Annotated[float, Range(gt=0)],
+    "training.grad_accum_steps": Annotated[int, Range(ge=1)],
+    "training.early_stop.patience": Annotated[int, Range(ge=0)],
+    "evaluation.max_batches": Annotated[int, Range(ge=1)],
+    "evaluation.batch_size": Annotated[int, Range(ge=1)],
+    "checkpoint.every": Annotated[int, Range(ge=0)],
+    "checkpoint.keep_last": Annotated[int, Range(ge=1)],
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
 OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map")
@@ -73,8 +87,12 @@ class Context:
     known: bool = True
 
 
-def validate_config(cfg: DictConfig) -> dict[str, Any]:
+def validate_config(cfg: DictConfig, source: str | None = None) -> dict[str, Any]:
     """Resolve and check ``cfg``; return it as plain containers.
+
+    Args:
+        cfg: the composed config.
+        source: the file it was composed from, named in the error's heading.
 
     Raises:
         ConfigError: every problem found, each with its dotted path and the fix.
@@ -90,10 +108,11 @@ def validate_config(cfg: DictConfig) -> dict[str, Any]:
             check_node(node, reg.REGISTRIES[kind], path, errors, runtime=(), ctx=ctx)
     for path, annotation in SECTION_REFS.items():
         for _, value in select(plain, path):
-            check_value(value, annotation, path, errors, ctx)
+            if value is not None:  # null means "not set" for these keys (see defaults.yaml)
+                check_value(value, annotation, path, errors, ctx)
     check_cross_references(plain, errors)
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(errors, source=f"{source} (with its includes and overrides)" if source else None)
     return plain
 
 
@@ -458,13 +477,20 @@ def fmt(annotation: Any) -> str:
 
 
 def check_cross_references(cfg: Mapping[str, Any], errors: list[str]) -> None:
-    """Names that must refer to configured datasets."""
+    """Names that must refer to configured datasets, and settings that only make sense together."""
     datasets = cfg.get("datasets")
-    if not isinstance(datasets, dict):
-        datasets = {}
+    if datasets is not None and not isinstance(datasets, dict):
+        errors.append(f"datasets: expected a mapping of dataset names to dataset nodes, e.g. "
+                      f"'datasets: {{sst2: {{type: glue, ...}}}}', got a {type(datasets).__name__}")
+        return
+    training = cfg.get("training") if isinstance(cfg.get("training"), dict) else {}
+    if cfg.get("run_type") in ("train", "train_val") and training.get("max_updates") is None \
+            and training.get("max_epochs") is None:
+        errors.append("training.max_updates: null, and so is training.max_epochs; set at least one of them")
     metrics = (cfg.get("evaluation") or {}).get("metrics") or {}
     for name in (metrics if isinstance(metrics, dict) else {}):
         if name not in datasets:
             errors.append(f"evaluation.metrics.{name}: no dataset '{name}' is configured under datasets")
+    datasets = datasets or {}
     if cfg.get("run_type") != "predict" and not datasets:
         errors.append("datasets: no dataset is configured; add datasets.<name>.type=<dataset builder>")

@@ -8,6 +8,7 @@ from typing import Iterable, Mapping
 import torch
 
 from unimm.config.errors import ConfigError
+from unimm.data.files import read_text
 from unimm.data.vqa_normalize import normalize_answer
 
 
@@ -37,8 +38,7 @@ class AnswerVocab:
         if not Path(path).is_file():
             raise ConfigError(f"answer vocabulary file not found: {path}; give a text file with one "
                               "answer a line, or leave answer_vocab_file unset to build it from train")
-        with open(path, encoding="utf-8") as f:
-            vocab = cls(line.strip() for line in f if line.strip())
+        vocab = cls(line.strip() for line in read_text(path).splitlines() if line.strip())
         if not vocab.answers:
             raise ConfigError(f"{path}: the answer vocabulary file is empty")
         return vocab

@@ -50,11 +50,21 @@ def require_files(paths: Iterable[str | Path], dataset: str, what: str = "file")
     raise ConfigError([f"missing {what}: {p}" for p in missing], source=where)
 
 
+def read_text(path: str | Path) -> str:
+    """A text file's content; bytes that are not UTF-8 are an error naming the file, line and byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: byte {data[err.start:err.start + 1]!r} is not UTF-8 text; the "
+                          "official files are UTF-8: download the file again, or convert it to UTF-8") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; a syntax error names the file, line and column."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ConfigError(
             f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
@@ -62,17 +72,16 @@ def read_json(path: str | Path) -> Any:
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, object)`` for every non-empty line of a JSON-lines file."""
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}, line {number}: not valid JSON: {err.msg}") from err
-            if not isinstance(record, dict):
-                raise ConfigError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
-            yield number, record
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}, line {number}: not valid JSON: {err.msg}") from err
+        if not isinstance(record, dict):
+            raise ConfigError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
 
 
 def field(record: Any, key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:

@@ -8,6 +8,7 @@ no labels (label -1, or NaN for STS-B). Empty lines are skipped.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 from unimm.config.errors import ConfigError
 from unimm.data.collate import collate_batch
 from unimm.data.common import take
-from unimm.data.files import require_files, split_file
+from unimm.data.files import read_text, require_files, split_file
 from unimm.data.tokenizers import TextTokenizer
 from unimm.registry import DATASETS
 
@@ -65,9 +66,8 @@ class GlueExample:
 
 def read_glue_tsv(path: Path, task: GlueTask, skip_bad_lines: bool = False) -> list[GlueExample]:
     """Parse one GLUE TSV file (see the module docstring for the quirks)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        rows = [(reader.line_num, row) for row in reader]
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows = [(reader.line_num, row) for row in reader]
     rows = [(n, row) for n, row in rows if any(cell.strip() for cell in row)]
     if not rows:
         return []

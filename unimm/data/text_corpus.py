@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from unimm.config.errors import ConfigError
 from unimm.data.collate import collate_batch
 from unimm.data.common import TRAIN_SPLIT, take
-from unimm.data.files import require_files, split_file
+from unimm.data.files import read_text, require_files, split_file
 from unimm.data.masking import mask_tokens, sample_generator
 from unimm.data.tokenizers import TextTokenizer
 from unimm.registry import DATASETS
@@ -22,13 +22,12 @@ SentencePair = tuple[str, str | None, int]  # sentence A, sentence B (None witho
 def read_documents(path: Path) -> list[list[str]]:
     """Documents (lists of sentences): one sentence a line, a blank line between documents."""
     documents: list[list[str]] = [[]]
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            sentence = line.strip()
-            if sentence:
-                documents[-1].append(sentence)
-            elif documents[-1]:
-                documents.append([])
+    for line in read_text(path).splitlines():
+        sentence = line.strip()
+        if sentence:
+            documents[-1].append(sentence)
+        elif documents[-1]:
+            documents.append([])
     return [d for d in documents if d]
 
 

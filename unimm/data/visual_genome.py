@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from unimm.config.errors import ConfigError
 from unimm.data.common import choose_transform, take
 from unimm.data.detection import DetectionDataset, DetectionImage
-from unimm.data.files import field, json_list, read_json, require_files, split_file
+from unimm.data.files import field, json_list, read_json, read_text, require_files, split_file
 from unimm.data.images import require_images
 from unimm.registry import DATASETS
 
@@ -79,12 +79,11 @@ def read_class_file(path: Path) -> tuple[list[str], dict[str, int]]:
     if not path.is_file():
         raise ConfigError(f"class list not found: {path}; give a text file with one class a line")
     names, index = [], {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            synonyms = [clean_name(s) for s in line.split(",") if s.strip()]
-            if synonyms:
-                index.update({s: len(names) for s in synonyms})
-                names.append(synonyms[0])
+    for line in read_text(path).splitlines():
+        synonyms = [clean_name(s) for s in line.split(",") if s.strip()]
+        if synonyms:
+            index.update({s: len(names) for s in synonyms})
+            names.append(synonyms[0])
     return names, index
 
 

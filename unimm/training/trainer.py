@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.interfaces import ReportsScalars
 from unimm.registry import split_node
 from unimm.registry import (CALLBACKS, DATASETS, METRICS, MODELS, OPTIMIZER_HOOKS, OPTIMIZERS,
                             SCHEDULERS, STEP_STRATEGIES, TASK_SAMPLERS)
@@ -170,7 +171,8 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         if update % t["log_every"] == 0 or update == max_updates:
             shown = dist.reduce_dict({k: sum(v) / len(v) for k, v in window.items()})
             window.clear()
-            log.scalars(update, {**shown, "lr": scheduler.get_last_lr()[0]}, phase="train")
+            reported = {k: v for hook in hooks if isinstance(hook, ReportsScalars) for k, v in hook.scalars().items()}
+            log.scalars(update, {**shown, **reported, "lr": scheduler.get_last_lr()[0]}, phase="train")
             notify(callbacks, "on_log", update, shown)
         is_eval = eval_sets and (update == max_updates or (ev_every := t["eval_every"]) and update % ev_every == 0)
         is_best = False
@@ -196,8 +198,16 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
 
 
 def build_datasets(cfg: dict[str, Any], split: str) -> dict[str, Any]:
-    return {name: DATASETS.build(node, path=f"datasets.{name}", split=split, name=name)
-            for name, node in cfg["datasets"].items()}
+    """Every configured dataset's ``split``; a split without samples is an error, never a number."""
+    built = {name: DATASETS.build(node, path=f"datasets.{name}", split=split, name=name)
+             for name, node in cfg["datasets"].items()}
+    empty = [name for name, ds in built.items() if len(ds) == 0]
+    if empty:
+        raise ConfigError([f"datasets.{name}: its '{split}' split has no samples; check the files it reads"
+                           + (f" under {cfg['datasets'][name]['data_dir']}" if isinstance(cfg["datasets"][name], dict)
+                              and "data_dir" in cfg["datasets"][name] else "")
+                           for name in empty])
+    return built
 
 
 def dataset_info(datasets: dict[str, Any]) -> dict[str, dict[str, Any]]:
