@@ -41,13 +41,21 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
     from unimm.training import distributed as dist
     from unimm.training.trainer import run
 
+    from unimm.training.run_folder import resumes, set_aside_earlier_run
+
     dist.init_distributed()
     clean = False
     try:
         folder = Path(cfg["env"]["save_dir"])
-        setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None)
+        training = cfg["run_type"] in ("train", "train_val")
+        continuing = resumes(cfg)
+        if training and not continuing and dist.is_main_process():
+            set_aside_earlier_run(folder)  # before this run's log and config go there
+        dist.barrier()
+        records = "train" if training else cfg["run_type"]  # an evaluation keeps the training run's records
+        setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None, f"{records}.log")
         if dist.is_main_process():
-            atomic_write_text(folder / "config.yaml", text)
+            atomic_write_text(folder / ("config.yaml" if training else f"config_{records}.yaml"), text)
         log = logging.getLogger("unimm")
         log.info("run folder: %s", folder.resolve())
         if dist.is_main_process():
@@ -73,6 +81,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     (the run starts from scratch). Stages may have stages of their own.
     """
     from unimm.training import distributed as dist
+    from unimm.training.run_folder import set_aside_earlier_run
     from unimm.training.trainer import run
 
     checkpoint = cfg["checkpoint"]
@@ -104,6 +113,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
                           "init_from must train (run_type=train or train_val)")
     log.info("init_run: %s is absent; training %s into %s first", target, config, folder)
     if dist.is_main_process():
+        set_aside_earlier_run(folder)  # e.g. a stage that was killed before it saved init_from
         atomic_write_text(folder / "config.yaml", text)
         prepare_benchmark(sub)
     dist.barrier()
@@ -149,7 +159,7 @@ def prepare_benchmark(cfg: dict[str, Any]) -> None:
     BENCHMARKS.build(node, path="env.benchmark").prepare(cfg["env"]["data_dir"])
 
 
-def setup_logging(level: str, folder: Path | None) -> None:
+def setup_logging(level: str, folder: Path | None, file_name: str = "train.log") -> None:
     log = logging.getLogger("unimm")
     log.setLevel(level.upper())
     log.handlers.clear()
@@ -160,6 +170,6 @@ def setup_logging(level: str, folder: Path | None) -> None:
     log.addHandler(console)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(folder / "train.log", encoding="utf-8")
+        file = logging.FileHandler(folder / file_name, encoding="utf-8")
         file.setFormatter(fmt)
         log.addHandler(file)

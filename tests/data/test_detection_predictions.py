@@ -185,8 +185,15 @@ def test_a_predict_run_writes_the_coco_results_and_their_picture(tiny_benchmark:
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "run_type=predict",
                  f"env.save_dir={tmp_path / 'run'}", "env.device=cpu", "evaluation.batch_size=3",
                  "evaluation.max_batches=2", "model.type=unit_tiny",  # hidden 32, 2 layers, 2 heads
-                 "checkpoint.init_from=null"]  # a random model: no backbone stage
-    cfg, text = session.prepare(config, overrides, variant="shapes")
+                 "checkpoint.init_from=null"]  # no backbone stage
+    cfg, _ = session.prepare(config, overrides, variant="shapes")
+    from unimm.registry import MODELS
+    from unimm.training.trainer import build_datasets, dataset_info
+
+    model = MODELS.build(cfg["model"], dataset_info=dataset_info(build_datasets(cfg, "val")))
+    torch.save(model.state_dict(), tmp_path / "weights.pt")  # a random model's weights, given explicitly
+    cfg, text = session.prepare(config, [*overrides, f"checkpoint.init_from={tmp_path / 'weights.pt'}"],
+                                variant="shapes")
     session.execute(cfg, text)
     folder = tmp_path / "run" / "predictions"
     assert sorted(p.name for p in folder.iterdir()) == ["coco_val.json", "coco_val.png"]

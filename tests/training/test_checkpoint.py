@@ -110,21 +110,35 @@ def test_damaged_checkpoint_is_a_clear_error_and_touches_nothing(tmp_path, name,
     parts = setup()
     train(parts, 2)
     folder = ckpt.save_checkpoint(tmp_path, **parts, counters={"update": 2})
-    if how == "flip" and not with_manifest:
-        return  # a flipped byte inside tensor data is only found by the manifest's checksum
     damage(folder / name, how)
     if not with_manifest:
         (folder / "manifest.json").unlink()
     victim = setup(seed=5)
     before = {k: v.clone() for k, v in victim["model"].state_dict().items()}
+    # without its manifest a checkpoint cannot be checked (a flipped byte in tensor data would load): refused
+    expected = "damaged" if with_manifest else "no manifest.json, so its files cannot be checked"
     with pytest.raises(ConfigError) as err:
         ckpt.restore(ckpt.load_checkpoint(folder), **victim)
-    assert name in str(err.value) and "damaged" in str(err.value)
+    assert expected in str(err.value) and (name in str(err.value) or not with_manifest)
     if name == "model.safetensors":  # init_from reads the weights only
-        with pytest.raises(ConfigError, match="damaged"):
+        with pytest.raises(ConfigError, match=expected):
             ckpt.init_from(victim["model"], folder)
+    if not with_manifest and how == "truncate":  # trusted, parsing still finds a truncated file
+        with pytest.raises(ConfigError, match=f"{name}.*damaged"):
+            ckpt.restore(ckpt.load_checkpoint(folder, trust_unverified=True), **victim)
     for key, value in victim["model"].state_dict().items():
         assert torch.equal(value, before[key])
+
+
+def test_a_training_state_without_optimizer_groups_is_named(tmp_path):
+    parts = setup()
+    folder = ckpt.save_checkpoint(tmp_path, **parts, counters={"update": 1})
+    state = torch.load(folder / "training_state.pt", weights_only=True)
+    del state["optimizer"]["param_groups"], state["sampler"]
+    torch.save(state, folder / "training_state.pt")
+    (folder / "manifest.json").unlink()  # written by hand (a foreign tool), not damaged in transit
+    with pytest.raises(ConfigError, match=r"training_state\.pt.*lacks sampler, optimizer\.param_groups"):
+        ckpt.load_checkpoint(folder, trust_unverified=True)
 
 
 def test_restore_into_another_model_is_refused_before_loading(tmp_path):
@@ -155,7 +169,7 @@ class Downstream(nn.Module):
 
 
 @pytest.mark.parametrize("kind", ["pt_nested", "safetensors", "folder"])
-def test_init_from_maps_keys_and_reports(tmp_path, kind):
+def test_init_from_maps_keys_and_refuses_what_it_cannot_account_for(tmp_path, kind):
     source = Pretrained(classes=5)
     weights = source.state_dict()
     if kind == "pt_nested":
@@ -171,14 +185,53 @@ def test_init_from_maps_keys_and_reports(tmp_path, kind):
         path = tmp_path / "checkpoints" / "last"
     target = Downstream()
     head_before = target.head.weight.clone()
-    report = ckpt.init_from(target, path, {"backbone.": "encoder."})
+    # the pooler is not in the checkpoint and the head has another shape: both refused, nothing loaded
+    with pytest.raises(ConfigError) as err:
+        ckpt.init_from(target, path, {"backbone.": "encoder."})
+    assert [p.split(":")[0] for p in err.value.problems] == ["checkpoint.init_from", "checkpoint.init_from"]
+    assert "2 model weights are not in" in err.value.problems[0] and "pooler.bias" in err.value.problems[0]
+    assert "head.bias (5,)->(3,)" in err.value.problems[1]
+    assert not torch.equal(target.encoder.weight, source.backbone.weight)
+    # excluded on purpose with init_include: loaded, and the report says what happened to every key
+    report = ckpt.init_from(target, path, {"backbone.": "encoder."}, include=[r"^encoder\."])
     assert report["loaded"] == ["encoder.bias", "encoder.weight"]
-    assert report["missing"] == ["pooler.bias", "pooler.weight"]
-    assert report["unexpected"] == ["extra.bias", "extra.weight"]
-    assert report["mismatched"] == [("head.bias", (5,), (3,)), ("head.weight", (5, 4), (3, 4))]
+    assert report["excluded"] == ["head.bias", "head.weight", "pooler.bias", "pooler.weight"]
+    assert report["missing"] == [] and report["mismatched"] == [] and report["unexpected"] == []
     assert torch.equal(target.encoder.weight, source.backbone.weight)
-    assert torch.equal(target.head.weight, head_before)  # shape mismatch: skipped
-    assert "mismatched (2)" in ckpt.format_report(report)
+    assert torch.equal(target.head.weight, head_before)
+    table = ckpt.format_report(report)
+    assert "loaded          2" in table and "excluded        4  not selected by checkpoint.init_include" in table
+
+
+def test_a_key_map_or_include_that_matches_nothing_is_reported(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save(Pretrained(classes=3).state_dict(), path)
+    with pytest.raises(ConfigError) as err:
+        ckpt.init_from(Downstream(), path, {"backbone.": "encoder.", "bakbone.": "x."}, include=[r"^encoder\.", "^nope"])
+    assert err.value.problems == [
+        f"checkpoint.key_map.bakbone.: matches no key of {path} (its keys look like ['backbone.bias', "
+        "'backbone.weight', 'extra.bias'])",
+        "checkpoint.init_include: '^nope' matches no weight of the model"]
+
+
+def test_init_resize_resizes_a_position_table_to_the_models_grid(tmp_path):
+    from unimm.modules.pos_embed import resize_pos_embed
+
+    class WithPositions(nn.Module):
+        def __init__(self, grid: int) -> None:
+            super().__init__()
+            self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, 8))
+
+    small = WithPositions(2)
+    path = tmp_path / "w.pt"
+    torch.save(small.state_dict(), path)
+    large = WithPositions(3)
+    with pytest.raises(ConfigError, match=r"pos_embed \(1, 5, 8\)->\(1, 10, 8\).*checkpoint\.init_resize"):
+        ckpt.init_from(large, path)
+    report = ckpt.init_from(large, path, resize=[r"pos_embed$"])
+    assert report["resized"] == ["pos_embed"] and report["loaded"] == []
+    assert torch.equal(large.pos_embed.data, resize_pos_embed(small.pos_embed.data, (3, 3)))
+    assert torch.equal(large.pos_embed.data[:, :1], small.pos_embed.data[:, :1])  # the [CLS] row is kept
 
 
 def test_init_from_refuses_code_and_useless_files(tmp_path):

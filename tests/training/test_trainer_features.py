@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.conftest import REPO
+from unimm.config.errors import ConfigError
 from unimm.session import execute, prepare
 
 CONFIG = REPO / "projects" / "quickstart" / "configs" / "blobs_mlp.yaml"
@@ -47,8 +48,41 @@ def test_a_val_run_from_init_from_reproduces_the_final_evaluation(tmp_path):
     again = run(tmp_path / "val", "run_type=val", f"checkpoint.init_from={tmp_path / 'train' / 'checkpoints' / 'last'}")
     assert again["blobs/accuracy"] == pytest.approx(trained["blobs/accuracy"])
     assert again["blobs/accuracy"] > 0.9
-    fresh = run(tmp_path / "fresh", "run_type=val")  # no weights: a randomly initialised model
-    assert fresh["blobs/accuracy"] < trained["blobs/accuracy"] - 0.2
+    with pytest.raises(ConfigError, match="run_type=val evaluates trained weights, but none are given"):
+        run(tmp_path / "fresh", "run_type=val")  # no weights: not a random model's numbers
+    resumed = run(tmp_path / "train", "run_type=val", "checkpoint.resume=true")  # the run's own last weights
+    assert resumed["blobs/accuracy"] == pytest.approx(trained["blobs/accuracy"])
+    assert (tmp_path / "train" / "config_val.yaml").is_file() and (tmp_path / "train" / "val.log").is_file()
+    assert "run_type: train_val" in (tmp_path / "train" / "config.yaml").read_text()  # the training run's own
+
+
+def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start_fresh(tmp_path):
+    with pytest.raises(ConfigError, match="checkpoint.resume: true, but .*does not exist.*resume=if_exists"):
+        run(tmp_path / "none", "checkpoint.resume=true", "training.max_updates=4")
+    run(tmp_path / "none", "checkpoint.resume=if_exists", "training.max_updates=4")
+    assert max(r["update"] for r in rows(tmp_path / "none", "train")) == 4
+
+
+def test_a_new_run_in_a_used_folder_sets_the_earlier_run_aside(tmp_path):
+    run(tmp_path, "training.max_updates=4", "training.log_every=2")
+    first = (tmp_path / "metrics.jsonl").read_text()
+    run(tmp_path, "training.max_updates=6", "training.log_every=2")
+    assert [r["update"] for r in rows(tmp_path, "train")] == [2, 4, 6]  # only the new run's records
+    (earlier,) = (tmp_path / "earlier_runs").iterdir()
+    assert (earlier / "metrics.jsonl").read_text() == first and (earlier / "checkpoints" / "last").is_file()
+    assert "max_updates: 4" in (earlier / "config.yaml").read_text()
+
+
+def test_a_resumed_run_keeps_each_update_once_in_metrics(tmp_path):
+    run(tmp_path, "training.max_updates=6", "training.log_every=1", "checkpoint.every=3", "training.eval_every=3")
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    # as if killed after update 5: the checkpoint of update 3 is the last, rows 4 and 5 were written
+    (tmp_path / "checkpoints" / "last").write_text('{"checkpoint": "update_3"}')
+    (tmp_path / "metrics.jsonl").write_text("\n".join(l for l in lines if json.loads(l)["update"] <= 5) + "\n")
+    run(tmp_path, "training.max_updates=6", "training.log_every=1", "checkpoint.every=3", "training.eval_every=3",
+        "checkpoint.resume=true")
+    updates = [(r["update"], r["phase"]) for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())]
+    assert len(updates) == len(set(updates)) and [u for u, p in updates if p == "train"] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_log_line_averages_the_losses_of_its_interval(tmp_path):

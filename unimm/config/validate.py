@@ -47,6 +47,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.on_nonfinite": ("stop", "skip"),
     "training.parallel": ("ddp", "fsdp"),
     "training.early_stop.mode": ("max", "min"),
+    "checkpoint.resume": (False, True, "if_exists"),
 }
 # Keys of fixed sections that refer to other parts of the config, or whose numbers have a range.
 # (The defaults give their types; null stays allowed where the default is null.)
@@ -173,7 +174,7 @@ def check_section(value: Any, default: Any, path: str, errors: list[str]) -> Non
     if path in CHOICES and value not in CHOICES[path]:
         errors.append(f"{path}: {value!r} is not one of {', '.join(map(str, CHOICES[path]))}")
     if not isinstance(default, dict) or path in OPEN_SECTIONS or node_kind(path):
-        if node_kind(path) is None and path not in OPEN_SECTIONS:
+        if node_kind(path) is None and path not in OPEN_SECTIONS and path not in CHOICES:
             check_leaf_type(value, default, path, errors)
         return
     if not isinstance(value, dict):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -41,6 +42,8 @@ logger = logging.getLogger("unimm")
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 MANIFEST_FILE = "manifest.json"
+# what save_checkpoint writes into the training state (besides "optimizer"), read by restore
+TRAINING_STATE_KEYS = ("scheduler", "sampler", "hooks", "counters", "scaler", "rng")
 FOLDER = re.compile(r"^update_(\d+)$")
 NESTED_KEYS = ("model", "state_dict", "model_state_dict", "module")
 
@@ -226,11 +229,20 @@ def damaged(path: Path, why: str) -> ConfigError:
                        "folder (point checkpoints/last at it) or start the run again")
 
 
-def verify_manifest(folder: Path, names: tuple[str, ...] = (MODEL_FILE, STATE_FILE)) -> None:
-    """Sizes and SHA-256 of the files ``names`` against those written with them."""
+def verify_manifest(folder: Path, names: tuple[str, ...] = (MODEL_FILE, STATE_FILE), trust: bool = False) -> None:
+    """Sizes and SHA-256 of the files ``names`` against those written with them.
+
+    A checkpoint folder without its manifest cannot be checked for damage (a flipped byte in the
+    weights would load): it is refused unless ``trust`` (``checkpoint.trust_unverified``).
+    """
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
-        return  # a folder written by other tools: parsing is the only check
+        if not trust:
+            raise ConfigError(f"{folder}: no {MANIFEST_FILE}, so its files cannot be checked for damage; set "
+                              "checkpoint.trust_unverified=true to load it anyway")
+        logger.warning("%s: no %s; loaded without checking its files (checkpoint.trust_unverified)",
+                       folder, MANIFEST_FILE)
+        return
     try:
         files = json.loads(manifest_path.read_text())["files"]
     except (ValueError, KeyError, TypeError) as err:
@@ -274,12 +286,13 @@ def read_torch(path: Path) -> Any:
         raise damaged(path, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, trust_unverified: bool = False) -> dict[str, Any]:
     """Everything a checkpoint holds, read into CPU memory and checked, model untouched.
 
     Args:
         path: an ``update_<N>`` folder, a ``last`` / ``best`` pointer, or a run /
             ``checkpoints`` folder (its ``last`` is used).
+        trust_unverified: load a folder that has no manifest (see ``verify_manifest``).
 
     Returns:
         ``{"path", "model": state dict, "optimizer", "scheduler", "sampler", "hooks",
@@ -292,7 +305,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: the checkpoint folder named by the pointer is missing; point "
                           "checkpoints/last at an existing update_<N> folder")
-    verify_manifest(folder)
+    verify_manifest(folder, trust=trust_unverified)
     for name in (MODEL_FILE, STATE_FILE):
         if not (folder / name).is_file():
             raise damaged(folder / name, "the file is missing")
@@ -300,6 +313,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     state = read_torch(folder / STATE_FILE)
     if not isinstance(state, dict) or "optimizer" not in state:
         raise damaged(folder / STATE_FILE, "it holds no training state")
+    lacking = [key for key in TRAINING_STATE_KEYS if key not in state]
+    if not isinstance(state["optimizer"], dict) or "param_groups" not in state["optimizer"] \
+            or "state" not in state["optimizer"]:
+        lacking.append("optimizer.param_groups / optimizer.state")
+    if lacking:
+        raise damaged(folder / STATE_FILE, f"its training state lacks {', '.join(lacking)}")
     return {"path": folder, "model": weights, **state}
 
 
@@ -360,8 +379,12 @@ def state_problems(expected: Mapping[str, torch.Tensor], saved: Mapping[str, tor
 
 # ----------------------------------------------------------------------------- init_from
 
-def read_weights(path: str | os.PathLike) -> tuple[Path, dict[str, torch.Tensor]]:
-    """(the file read, its weights) from a checkpoint, a model folder or a weights file."""
+def read_weights(path: str | os.PathLike, trust_unverified: bool = False) -> tuple[Path, dict[str, torch.Tensor]]:
+    """(the file read, its weights) from a checkpoint, a model folder or a weights file.
+
+    An unimm checkpoint folder is checked against its manifest (``verify_manifest``); weights files
+    of other tools have none, and parsing is their only check.
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"checkpoint.init_from: {path} does not exist; give a checkpoint folder, a "
@@ -371,7 +394,7 @@ def read_weights(path: str | os.PathLike) -> tuple[Path, dict[str, torch.Tensor]
             path = path / "pytorch_model.bin"
         else:
             folder = find_checkpoint(path)
-            verify_manifest(folder, names=(MODEL_FILE,))
+            verify_manifest(folder, names=(MODEL_FILE,), trust=trust_unverified)
             return folder / MODEL_FILE, read_safetensors(folder / MODEL_FILE)
     if path.suffix == ".safetensors":
         return path, read_safetensors(path)
@@ -401,8 +424,15 @@ def rename_keys(weights: Mapping[str, torch.Tensor], key_map: Mapping[str, str] 
 
 
 def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str] | None = None,
-              include: list[str] | None = None) -> dict:
-    """Load weights only (no optimizer, no counters), keeping what fits and reporting the rest.
+              include: list[str] | None = None, resize: list[str] | None = None,
+              trust_unverified: bool = False) -> dict:
+    """Load weights only (no optimizer, no counters); every model weight must be accounted for.
+
+    Each weight of the model is either loaded, resized by a declared rule, or excluded on purpose
+    (not matched by ``include``); a weight the checkpoint lacks (missing) or has in another shape
+    (mismatched) is an error, as is a ``key_map`` prefix that matches no checkpoint key. Checkpoint
+    weights the model does not have (unexpected, e.g. a DETR checkpoint's decoder when only its
+    encoder is wanted) are reported, not refused. The report is logged as a table.
 
     Args:
         model: the model to initialise (possibly DDP-wrapped).
@@ -411,49 +441,116 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
             state dict ``.pt`` / ``.pth`` (read with weights_only=True; ``{"model": ...}`` or
             ``{"state_dict": ...}`` nesting accepted).
         key_map: prefix renames from checkpoint keys to model keys, e.g. ``{"encoder.": "backbone."}``.
-        include: regexes searched in the (renamed) keys; only matching weights are loaded
-            (None or empty: all). E.g. UniT's COCO init loads ``^image_encoder[.]`` and the
-            detection heads only (Sec. 4.1).
+        include: regexes searched in the (renamed) keys; only matching model weights are loaded,
+            the others are excluded (None or empty: all). E.g. UniT's COCO init loads
+            ``^image_encoder[.]`` and the detection heads only (Sec. 4.1).
+        resize: regexes of position tables (``[1, P + h*w, D]`` or ``[P + h*w, D]`` with one [CLS]
+            row) that are resized to the model's grid when their shapes differ
+            (``unimm.modules.pos_embed.resize_pos_embed``: bicubic, no antialiasing, as METER / MAE /
+            ViT resize them for a higher resolution).
+        trust_unverified: load an unimm checkpoint folder that has no manifest.
 
     Returns:
-        ``{"source", "loaded": [keys], "missing": [keys], "unexpected": [keys],
+        ``{"source", "loaded", "resized", "excluded", "missing", "unexpected": [keys],
         "mismatched": [(key, checkpoint shape, model shape)]}``.
+
+    Raises:
+        ConfigError: missing or mismatched weights, a key_map prefix or include / resize regex that
+            matches nothing, or no weight loaded at all.
     """
-    source, weights = read_weights(path)
+    source, weights = read_weights(path, trust_unverified)
+    problems = [f"checkpoint.key_map.{old}: matches no key of {source} (its keys look like {sorted(weights)[:3]})"
+                for old in (key_map or {}) if not any(k.startswith(old) for k in weights)]
     weights = rename_keys(weights, key_map)
-    if include:
-        try:
-            patterns = [re.compile(p) for p in include]
-        except re.error as err:
-            raise ConfigError(f"checkpoint.init_include: {err}; give regexes over parameter names") from None
-        weights = {k: v for k, v in weights.items() if any(p.search(k) for p in patterns)}
+    included = compile_patterns(include, "checkpoint.init_include")
+    resizable = compile_patterns(resize, "checkpoint.init_resize")
     target = dist.unwrap(model)
     own = target.state_dict()
-    fits = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
+    wanted = {k for k in own if not included or any(p.search(k) for p in included)}
+    chosen = {k: v for k, v in weights.items() if not included or any(p.search(k) for p in included)}
+    loaded = {k: v for k, v in chosen.items() if k in wanted and v.shape == own[k].shape}
+    resized = {k: resize_table(k, v, own[k]) for k, v in chosen.items()
+               if k in wanted and v.shape != own[k].shape and any(p.search(k) for p in resizable)}
     report = {
         "source": str(source),
-        "loaded": sorted(fits),
-        "missing": sorted(k for k in own if k not in weights),  # incl. those left out by include
-        "unexpected": sorted(k for k in weights if k not in own),
-        "mismatched": sorted((k, tuple(v.shape), tuple(own[k].shape)) for k, v in weights.items()
-                             if k in own and v.shape != own[k].shape),
+        "loaded": sorted(loaded),
+        "resized": sorted(resized),
+        "excluded": sorted(k for k in own if k not in wanted),
+        "missing": sorted(k for k in wanted if k not in chosen),
+        "unexpected": sorted(k for k in chosen if k not in own),
+        "mismatched": sorted((k, tuple(v.shape), tuple(own[k].shape)) for k, v in chosen.items()
+                             if k in wanted and v.shape != own[k].shape and k not in resized),
     }
-    if not fits:
-        raise ConfigError(f"checkpoint.init_from: no weight of {source} fits the model; checkpoint keys look like "
-                          f"{sorted(weights)[:3]}, model keys like {sorted(own)[:3]}; map prefixes with "
-                          "checkpoint.key_map={old.: new.}")
-    target.load_state_dict(fits, strict=False)
+    problems += [f"checkpoint.init_include: {p.pattern!r} matches no weight of the model" for p in included
+                 if not any(p.search(k) for k in own)]
+    problems += [f"checkpoint.init_resize: {p.pattern!r} matches no weight of the model" for p in resizable
+                 if not any(p.search(k) for k in own)]
+    if not loaded and not resized and not report["mismatched"]:
+        problems.append(f"checkpoint.init_from: no weight of {source} fits the model; checkpoint keys look like "
+                        f"{sorted(weights)[:3]}, model keys like {sorted(own)[:3]}; map prefixes with "
+                        "checkpoint.key_map={old.: new.}")
+    elif report["missing"] or report["mismatched"]:
+        problems += unaccounted(report)
+    if problems:
+        logger.error("%s", format_report(report))
+        raise ConfigError(problems)
+    target.load_state_dict({**loaded, **resized}, strict=False)
     logger.info("%s", format_report(report))
     return report
 
 
-def format_report(report: Mapping[str, Any], limit: int = 10) -> str:
-    """A few readable lines: how many keys loaded, and the first missing / unexpected / mismatched ones."""
-    lines = [f"init_from {report['source']}: loaded {len(report['loaded'])} tensors"]
-    for kind in ("missing", "unexpected", "mismatched"):
-        items = report[kind]
-        if items:
-            shown = ", ".join(str(i) if kind != "mismatched" else f"{i[0]} {i[1]}->{i[2]}" for i in items[:limit])
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            lines.append(f"  {kind} ({len(items)}): {shown}{more}")
+def compile_patterns(patterns: list[str] | None, key: str) -> list[re.Pattern[str]]:
+    try:
+        return [re.compile(p) for p in patterns or []]
+    except re.error as err:
+        raise ConfigError(f"{key}: {err}; give regexes over parameter names") from None
+
+
+def resize_table(key: str, table: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A checkpoint's position table resized to the model's grid (one [CLS] row kept), or an error."""
+    from unimm.modules.pos_embed import resize_pos_embed
+
+    def grid(rows: int) -> tuple[int, int]:
+        side = math.isqrt(rows - 1)
+        if side * side != rows - 1:
+            raise ConfigError(f"checkpoint.init_resize: {key} has {rows} rows, not 1 + a square grid; exclude it "
+                              "with checkpoint.init_include or resize it in code")
+        return side, side
+
+    if table.dim() != like.dim() or table.shape[-1] != like.shape[-1] or table.dim() not in (2, 3):
+        raise ConfigError(f"checkpoint.init_resize: {key} is {tuple(table.shape)} in the checkpoint and "
+                          f"{tuple(like.shape)} in the model; only the number of grid rows can change")
+    rows, want = table.shape[-2], like.shape[-2]
+    return resize_pos_embed(table, grid(want), num_prefix_tokens=1, old_grid=grid(rows)).to(like.dtype)
+
+
+def unaccounted(report: Mapping[str, Any]) -> list[str]:
+    """What the model lacks from the checkpoint, with the ways to account for it."""
+    problems = []
+    if report["missing"]:
+        shown = ", ".join(report["missing"][:6]) + (f" (+{len(report['missing']) - 6} more)"
+                                                     if len(report["missing"]) > 6 else "")
+        problems.append(f"checkpoint.init_from: {len(report['missing'])} model weights are not in {report['source']}: "
+                        f"{shown}; exclude them on purpose with checkpoint.init_include (regexes of what to load) "
+                        "or rename checkpoint keys with checkpoint.key_map")
+    if report["mismatched"]:
+        shown = ", ".join(f"{k} {a}->{b}" for k, a, b in report["mismatched"][:6])
+        problems.append(f"checkpoint.init_from: {len(report['mismatched'])} weights have another shape in "
+                        f"{report['source']}: {shown}; exclude them with checkpoint.init_include, or resize "
+                        "position tables with checkpoint.init_resize")
+    return problems
+
+
+def format_report(report: Mapping[str, Any], limit: int = 4) -> str:
+    """A table: how many weights were loaded, resized, excluded, missing, mismatched or unexpected."""
+    notes = {"loaded": "", "resized": "position tables resized to the model's grid",
+             "excluded": "not selected by checkpoint.init_include", "missing": "model weights the checkpoint lacks",
+             "mismatched": "another shape in the checkpoint", "unexpected": "checkpoint weights the model lacks"}
+    lines = [f"init_from {report['source']}:"]
+    for kind, note in notes.items():
+        items = report.get(kind, [])
+        shown = ", ".join(str(i) if kind != "mismatched" else f"{i[0]} {i[1]}->{i[2]}" for i in items[:limit])
+        more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+        detail = f"{note}: {shown}{more}" if note and items else (shown + more if items else "")
+        lines.append(f"  {kind:<10} {len(items):>6}  {detail}".rstrip())
     return "\n".join(lines)

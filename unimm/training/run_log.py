@@ -33,11 +33,15 @@ class RunLog:
         if not enabled:
             return
         folder.mkdir(parents=True, exist_ok=True)
+        if start_update > 0:  # a resumed run: rows written after its checkpoint are written again
+            self.history = kept_rows(folder / "metrics.jsonl", start_update)
         self._jsonl = open(folder / "metrics.jsonl", "a", encoding="utf-8")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self._writer = SummaryWriter(str(folder / "tensorboard"))
+                # purge_step drops the events a killed run wrote after the checkpoint it resumes from
+                self._writer = SummaryWriter(str(folder / "tensorboard"),
+                                             purge_step=start_update + 1 if start_update > 0 else None)
             except ImportError:  # tensorboard is optional at run time
                 logger.warning("tensorboard is not installed; scalars go to metrics.jsonl only")
         if total_updates > start_update:
@@ -76,6 +80,25 @@ class RunLog:
         self._jsonl.close()
         if self.history:
             plot_curves(self.history, self.folder / "curves.png")
+
+
+def kept_rows(path: Path, last_update: int) -> list[dict[str, Any]]:
+    """Rewrite ``metrics.jsonl`` keeping only the rows up to ``last_update`` (atomically); return them.
+
+    A run killed after its checkpoint at ``last_update`` wrote rows that its resumed run writes again;
+    without this, the file would hold those updates twice.
+    """
+    from unimm.utils.fileio import atomic_write_text
+
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [row for row in rows if int(row.get("update", 0)) <= last_update]
+    if len(kept) != len(rows):
+        atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
+        logger.info("metrics.jsonl: dropped %d rows written after update %d, the checkpoint this run resumes from",
+                    len(rows) - len(kept), last_update)
+    return kept
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:

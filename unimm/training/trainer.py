@@ -29,6 +29,7 @@ from unimm.training.callbacks import notify
 from unimm.training import distributed as dist
 from unimm.training.evaluation import evaluate, predict
 from unimm.training.optimizers import param_groups
+from unimm.training.run_folder import last_checkpoint, resumes
 from unimm.training.run_log import RunLog
 from unimm.training.steps import NonFiniteLossError, StepContext
 from unimm.training.streams import BatchStream
@@ -50,11 +51,16 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
     train_sets = build_datasets(cfg, "train") if training else {}
     eval_sets = build_datasets(cfg, eval_split) if run_type != "train" else {}
     model = MODELS.build(cfg["model"], path="model", dataset_info=dataset_info(train_sets or eval_sets))
-    if cfg["checkpoint"]["init_from"]:
-        ckpt.init_from(model, cfg["checkpoint"]["init_from"], cfg["checkpoint"]["key_map"],
-                       cfg["checkpoint"]["init_include"])
-    if run_type in ("val", "test", "predict") and cfg["checkpoint"]["resume"]:
-        ckpt.init_from(model, folder / "checkpoints" / "last", None)  # the run's own last weights
+    c = cfg["checkpoint"]
+    if c["init_from"]:
+        ckpt.init_from(model, c["init_from"], c["key_map"], c["init_include"], c["init_resize"],
+                       trust_unverified=c["trust_unverified"])
+    if not training and resumes(cfg):  # the run's own last weights
+        ckpt.init_from(model, last_checkpoint(cfg), trust_unverified=c["trust_unverified"])
+    elif not training and not c["init_from"]:
+        raise ConfigError(f"run_type={run_type} evaluates trained weights, but none are given: set "
+                          "checkpoint.resume=true (the last checkpoint of env.save_dir) or checkpoint.init_from="
+                          "<a checkpoint or weights file>")
     model.to(device)
     logger.info("model %s: %s parameters", split_node(cfg["model"])[0], f"{count_parameters(model):,}")
     seed_everything(cfg["env"]["seed"] + dist.get_rank())  # then each rank its own dropout, augmentation
@@ -104,9 +110,9 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
 
     update = 0
     last = folder / "checkpoints" / "last"
-    if cfg["checkpoint"]["resume"] and last.exists():
-        counters = ckpt.restore(ckpt.load_checkpoint(last), model=model, optimizer=optimizer,
-                                scheduler=scheduler, sampler=sampler, hooks=hooks, scaler=scaler)
+    if resumes(cfg):
+        counters = ckpt.restore(ckpt.load_checkpoint(last, cfg["checkpoint"]["trust_unverified"]), model=model,
+                                optimizer=optimizer, scheduler=scheduler, sampler=sampler, hooks=hooks, scaler=scaler)
         update = int(counters["update"])
         for name, state in counters.get("streams", {}).items():
             streams[name].load_state_dict(state)
