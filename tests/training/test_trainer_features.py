@@ -123,3 +123,14 @@ def test_val_and_predict_runs_with_resume_use_the_runs_own_last_weights(tmp_path
     again = run(tmp_path, "run_type=val", "checkpoint.resume=true")
     assert again["blobs/accuracy"] == pytest.approx(trained["blobs/accuracy"])
 
+
+
+def test_each_dataset_may_have_its_own_batch_size(tmp_path):
+    one_epoch = ["training.max_updates=null", "training.max_epochs=1", "training.log_every=1"]
+    run(tmp_path / "shared", *one_epoch)  # the config's batch of 32
+    run(tmp_path / "own", *one_epoch, "training.batch_sizes={blobs: 8}")
+    assert len(rows(tmp_path / "own", "train")) == 4 * len(rows(tmp_path / "shared", "train"))
+    with pytest.raises(ConfigError, match=r"training\.batch_sizes\.dotz: \(a key\) 'dotz' is not a configured"):
+        run(tmp_path / "bad", "training.batch_sizes={dotz: 4}")
+    with pytest.raises(ConfigError, match=r"training\.batch_sizes\.blobs: 0 must be at least 1"):
+        run(tmp_path / "bad", "training.batch_sizes={blobs: 0}")

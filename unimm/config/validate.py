@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from unimm import registry as reg
 from unimm.config.errors import ConfigError
 from unimm.config.loader import DEFAULTS, read_yaml
-from unimm.config.refs import Covers, MetricKey, Range, Ref
+from unimm.config.refs import Covers, DatasetName, MetricKey, Range, Ref
 
 # Where the part nodes live: dotted path ("*" = each key, "[]" = each element) -> kind.
 NODE_PATHS: dict[str, str] = {
@@ -56,6 +56,7 @@ SECTION_REFS: dict[str, Any] = {
     "training.max_updates": Annotated[int, Range(ge=1)],
     "training.max_epochs": Annotated[float, Range(gt=0)],
     "training.batch_size": Annotated[int, Range(ge=1)],
+    "training.batch_sizes": dict[DatasetName, Annotated[int, Range(ge=1)]],
     "training.num_workers": Annotated[int, Range(ge=0)],
     "training.log_every": Annotated[int, Range(ge=1)],
     "training.eval_every": Annotated[int, Range(ge=0)],
@@ -68,7 +69,7 @@ SECTION_REFS: dict[str, Any] = {
     "checkpoint.keep_last": Annotated[int, Range(ge=1)],
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
-OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map")
+OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map", "training.batch_sizes")
 
 
 @dataclass

@@ -41,7 +41,7 @@ class BatchStream:
         if self.global_batch > len(dataset):
             raise ValueError(
                 f"dataset '{getattr(dataset, 'name', '?')}' has {len(dataset)} samples, fewer than one "
-                f"global batch ({self.global_batch}); lower training.batch_size")
+                f"global batch ({self.global_batch}); lower training.batch_size (or training.batch_sizes.<dataset>)")
 
     @property
     def global_batch(self) -> int:

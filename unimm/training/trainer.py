@@ -91,7 +91,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     seed = cfg["env"]["seed"]
     ddp_model = dist.wrap_model(model, mode=t["parallel"])
     streams = {
-        name: BatchStream(ds, batch_size=t["batch_size"], seed=seed, index=i, rank=dist.get_rank(),
+        name: BatchStream(ds, batch_size=t["batch_sizes"].get(name, t["batch_size"]), seed=seed, index=i, rank=dist.get_rank(),
                           world_size=dist.get_world_size(), num_workers=t["num_workers"], to_device=to_device)
         for i, (name, ds) in enumerate(train_sets.items())
     }
