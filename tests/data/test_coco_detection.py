@@ -152,3 +152,21 @@ def test_max_samples_and_unknown_split(tmp_path):
     with pytest.raises(ConfigError, match="unknown split 'test'"):
         build(tmp_path, split="test")
     assert torch.is_tensor(build(tmp_path, max_samples=1)[0]["image"])
+
+
+def test_unusable_boxes_are_dropped_and_reported_once_or_refused_when_strict(tmp_path, caplog):
+    write_coco(tmp_path, annotations=[annotation(1, 42, 18, [4, 2, 10, 8]), annotation(5, 42, 1, [4, 2, -3, 8]),
+                                      annotation(6, 73, 3, [float("nan"), 1, 2, 2]), annotation(7, 74, 1, [5, 5, 0, 3])])
+    with caplog.at_level("WARNING", logger="unimm"):
+        dataset = build(tmp_path)
+    assert "2 boxes whose width or height is not positive, dropped (ids 5, 7)" in caplog.text
+    assert "1 boxes with a value that is not a finite number, dropped (ids 6)" in caplog.text
+    assert [len(image.boxes) for image in dataset.images] == [1, 0, 0]
+    with pytest.raises(ConfigError, match=r"datasets\.coco: .*instances_val2017\.json: 2 boxes whose width"):
+        build(tmp_path, strict=True)
+
+
+def test_an_image_id_given_twice_is_an_error(tmp_path):
+    write_coco(tmp_path, images=(42, 42))
+    with pytest.raises(ConfigError, match=r"images\[1\]: image id 42 is given twice"):
+        build(tmp_path)

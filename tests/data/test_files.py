@@ -40,3 +40,32 @@ def test_field_names_the_record_and_the_field():
         field({"id": "7"}, "id", "f.json, images[0]", int)
     with pytest.raises(ConfigError, match="should be int"):
         field({"id": True}, "id", "f.json", int)
+
+
+def test_bytes_that_are_not_utf8_name_the_file_line_and_byte(tmp_path):
+    from unimm.data.files import read_json, read_jsonl
+
+    bad = tmp_path / "questions.json"
+    bad.write_bytes(b'{"questions": [\n{"question": "caf\xe9?"}]}')
+    with pytest.raises(ConfigError, match=r"questions\.json, line 2: byte b'\\xe9' is not UTF-8 text"):
+        read_json(bad)
+    with pytest.raises(ConfigError, match=r"line 2: byte b'\\xe9' is not UTF-8"):
+        list(read_jsonl(bad))
+
+
+def test_dropped_records_are_reported_once_or_refused_when_strict(caplog):
+    from unimm.data.problems import RecordProblems
+
+    problems = RecordProblems("coco", "instances_val2017.json")
+    for ann_id in range(10):
+        problems.note("boxes whose width or height is not positive, dropped", ann_id)
+    problems.note("boxes with a value that is not a finite number, dropped", 42)
+    with caplog.at_level("WARNING", logger="unimm"):
+        problems.report()
+    assert caplog.text.count("dataset 'coco'") == 1
+    assert "10 boxes whose width or height is not positive, dropped (ids 0, 1, 2, 3, 4, 5, 6, 7, ... (+2))" in caplog.text
+    assert "datasets.coco.strict=true makes these errors" in caplog.text
+    strict = RecordProblems("coco", "instances_val2017.json", strict=True)
+    strict.note("boxes with a value that is not a finite number, dropped", 42)
+    with pytest.raises(ConfigError, match=r"datasets\.coco: instances_val2017\.json: 1 boxes with a value"):
+        strict.report()

@@ -1,6 +1,8 @@
 """VQAv2 questions + annotations: vocabulary from train, soft scores, answers outside the vocabulary."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -163,3 +165,19 @@ def test_the_metric_sees_the_raw_answers_and_scores_the_results_file_strings(tmp
     results = ds.format_predictions(batch, {"logits": logits})
     assert results == [{"question_id": 501, "answer": "yes"}]
     assert official_accuracy(results[0]["answer"], ANSWERS[501]) == 0.0  # the results file scores the same
+
+
+def test_annotations_of_unlisted_questions_or_without_ten_answers_are_reported(tmp_path, tok_node, caplog):
+    write_vqa2(tmp_path)
+    path = tmp_path / "v2_mscoco_val2014_annotations.json"
+    data = json.loads(path.read_text())
+    data["annotations"][0]["answers"] = data["annotations"][0]["answers"][:3]
+    data["annotations"].append({**data["annotations"][1], "question_id": 999})
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="unimm"):
+        build(tmp_path, tok_node, split="val")
+    first = data["annotations"][0]["question_id"]
+    assert "1 annotations of a question id the questions file does not list, ignored (ids 999)" in caplog.text
+    assert f"1 annotations with another number of answers than VQAv2's 10, kept (ids {first})" in caplog.text
+    with pytest.raises(ConfigError, match="another number of answers"):
+        build(tmp_path, tok_node, split="val", strict=True)

@@ -1,6 +1,7 @@
 """COCO object detection from the official instances JSON."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -9,17 +10,22 @@ from unimm.data.common import choose_transform, take
 from unimm.data.detection import DetectionDataset, DetectionImage
 from unimm.data.files import field, json_list, read_json, require_files, split_file
 from unimm.data.images import require_images
+from unimm.data.problems import RecordProblems
 from unimm.registry import DATASETS
 
 COCO_SPLITS = {"train": "train2017", "val": "val2017"}
 
 
-def read_instances(path: Path, image_dir: Path, keep_crowd: bool) -> tuple[list[DetectionImage], list[dict[str, Any]]]:
+def read_instances(path: Path, image_dir: Path, keep_crowd: bool,
+                   problems: RecordProblems | None = None) -> tuple[list[DetectionImage], list[dict[str, Any]]]:
     """Images (file order) with their boxes, and the categories sorted by id.
 
     Crowd annotations (``iscrowd`` = 1) are dropped unless ``keep_crowd``, as DETR trains;
-    images without any box are kept.
+    images without any box are kept. A box with a non-finite value or a width or height that is
+    not positive cannot be trained on: it is dropped and noted in ``problems`` (reported once per
+    dataset, an error with ``strict``). An image id given twice is an error.
     """
+    problems = problems or RecordProblems("?", path)
     data = read_json(path)
     categories = json_list(data, "categories", path)
     for i, category in enumerate(categories):
@@ -30,6 +36,8 @@ def read_instances(path: Path, image_dir: Path, keep_crowd: bool) -> tuple[list[
     for i, record in enumerate(json_list(data, "images", path)):
         where = f"{path}, images[{i}]"
         image_id = field(record, "id", where, int)
+        if image_id in images:
+            raise ConfigError(f"{where}: image id {image_id} is given twice in 'images'; each image must be listed once")
         images[image_id] = {"file_name": field(record, "file_name", where, str),
                             "height": field(record, "height", where, int), "width": field(record, "width", where, int),
                             "boxes": [], "labels": [], "areas": [], "crowd": []}
@@ -47,6 +55,12 @@ def read_instances(path: Path, image_dir: Path, keep_crowd: bool) -> tuple[list[
         if crowd and not keep_crowd:
             continue
         x, y, w, h = (float(v) for v in bbox)
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            problems.note("boxes with a value that is not a finite number, dropped", ann.get("id", f"[{i}]"))
+            continue
+        if w <= 0 or h <= 0:
+            problems.note("boxes whose width or height is not positive, dropped", ann.get("id", f"[{i}]"))
+            continue
         entry = images[image_id]
         entry["boxes"].append([x, y, x + w, y + h])
         entry["labels"].append(label_of[category])
@@ -68,6 +82,7 @@ def coco_detection(
     check_images: bool = True,
     train_transform: Any = None,
     eval_transform: Any = None,
+    strict: bool = False,
 ) -> DetectionDataset:
     """COCO detection: ``<data_dir>/annotations/instances_<x>.json`` and images in ``<data_dir>/<x>/``.
 
@@ -81,6 +96,8 @@ def coco_detection(
         check_images: check every image file exists when the dataset is built.
         train_transform: image transform of the train split (e.g. ``detr_train_transform``).
         eval_transform: image transform of the other splits (e.g. ``detr_eval_transform``).
+        strict: annotations that cannot be used (non-finite or empty boxes) are an error instead
+            of being dropped with a warning.
 
     Returns:
         A dataset whose samples hold ``image`` ``[3, H, W]``, ``image_id`` and ``target``:
@@ -96,7 +113,9 @@ def coco_detection(
     root = Path(data_dir)
     annotation_file = root / "annotations" / f"instances_{official}.json"
     require_files([annotation_file, root / official], "coco")
-    images, categories = read_instances(annotation_file, root / official, keep_crowd)
+    problems = RecordProblems(name, annotation_file, strict)
+    images, categories = read_instances(annotation_file, root / official, keep_crowd, problems)
+    problems.report()
     images = take(images, max_samples, name)
     if check_images:
         require_images((im.path for im in images), name)

@@ -20,6 +20,7 @@ from unimm.config.errors import ConfigError
 from unimm.data.collate import collate_batch
 from unimm.data.common import take
 from unimm.data.files import read_text, require_files, split_file
+from unimm.data.problems import RecordProblems
 from unimm.data.tokenizers import TextTokenizer
 from unimm.registry import DATASETS
 
@@ -64,8 +65,10 @@ class GlueExample:
     label: float | int  # -1 (or NaN for a score) when the file has no label
 
 
-def read_glue_tsv(path: Path, task: GlueTask, skip_bad_lines: bool = False) -> list[GlueExample]:
-    """Parse one GLUE TSV file (see the module docstring for the quirks)."""
+def read_glue_tsv(path: Path, task: GlueTask, skip_bad_lines: bool = False,
+                  problems: RecordProblems | None = None) -> list[GlueExample]:
+    """Parse one GLUE TSV file (see the module docstring for the quirks); lines skipped by
+    ``skip_bad_lines`` are noted in ``problems`` (reported once by the caller)."""
     reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
     rows = [(reader.line_num, row) for row in reader]
     rows = [(n, row) for n, row in rows if any(cell.strip() for cell in row)]
@@ -84,6 +87,9 @@ def read_glue_tsv(path: Path, task: GlueTask, skip_bad_lines: bool = False) -> l
     for number, row in body:
         if len(row) != len(header):
             if skip_bad_lines:
+                if problems is not None:
+                    problems.note("lines whose field count differs from the header, skipped (skip_bad_lines)",
+                                  f"line {number}")
                 continue
             missing = header[len(row)] if len(row) < len(header) else "(none: too many)"
             raise ConfigError(f"{path}, line {number}: {len(row)} tab-separated fields, the header has "
@@ -178,5 +184,7 @@ def glue(
     files = split_files or (MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS)
     path = Path(data_dir) / spec.folder / split_file(files, split, name)
     require_files([path], "glue")
-    examples = take(read_glue_tsv(path, spec, skip_bad_lines), max_samples, name)
+    problems = RecordProblems(name, path)
+    examples = take(read_glue_tsv(path, spec, skip_bad_lines, problems), max_samples, name)
+    problems.report()
     return GlueDataset(examples, task, tokenizer, name)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from unimm.config.errors import ConfigError
 from unimm.data.answer_vocab import AnswerVocab
 from unimm.data.common import choose_transform, take
 from unimm.data.files import field, json_list, read_json, require_files, split_file
 from unimm.data.images import require_images
+from unimm.data.problems import RecordProblems
 from unimm.data.vqa import VqaDataset, VqaQuestion
 from unimm.data.vqa_normalize import normalize_answer
 from unimm.registry import DATASETS
@@ -64,6 +65,23 @@ def read_annotations(path: Path) -> tuple[dict[int, tuple[str, ...]], dict[int, 
     return answers, answer_types, question_types
 
 
+HUMANS_PER_QUESTION = 10  # VQAv2 collects ten answers for every question
+
+
+def check_annotations(answers: Mapping[int, tuple[str, ...]], questions: Sequence[tuple[int, int, str]],
+                      problems: RecordProblems) -> None:
+    """Annotations of no listed question (ignored) and with another number of answers than ten
+    (kept; their accuracy averages over their own leave-one-out subsets) are reported once."""
+    known = {question_id for question_id, _, _ in questions}
+    for question_id, given in answers.items():
+        if question_id not in known:
+            problems.note("annotations of a question id the questions file does not list, ignored", question_id)
+        elif len(given) != HUMANS_PER_QUESTION:
+            problems.note(f"annotations with another number of answers than VQAv2's {HUMANS_PER_QUESTION}, kept",
+                          question_id)
+    problems.report()
+
+
 def answer_counts(annotations: Mapping[int, tuple[str, ...]]) -> Counter[str]:
     """How often each normalised answer was given, over every human answer."""
     return Counter(normalize_answer(a) for answers in annotations.values() for a in answers)
@@ -103,6 +121,7 @@ def vqa2(
     check_images: bool = True,
     train_transform: Any = None,
     eval_transform: Any = None,
+    strict: bool = False,
 ) -> VqaDataset:
     """VQAv2: ``v2_OpenEnded_mscoco_<x>_questions.json`` + ``v2_mscoco_<x>_annotations.json``.
 
@@ -123,6 +142,8 @@ def vqa2(
         check_images: check every image file exists when the dataset is built.
         train_transform: image transform of the train split (e.g. ``vl_train_transform``).
         eval_transform: image transform of the other splits (e.g. ``vl_eval_transform``).
+        strict: annotations of unlisted questions or with other than ten answers are an error
+            instead of a warning.
 
     Returns:
         A VQA dataset: batches hold ``image`` ``[B, 3, H, W]``, ``pixel_mask`` ``[B, H, W]``,
@@ -152,8 +173,10 @@ def vqa2(
         vocab = AnswerVocab.from_counts(answer_counts(answers), answer_vocab_size)
     else:
         vocab = train_answer_vocab(annotations_path(root, train_official), answer_vocab_size)
+    every_question = read_questions(questions_path(root, official))
+    check_annotations(answers, every_question, RecordProblems(name, annotations_path(root, official), strict))
     questions = []
-    for question_id, image_id, text in take(read_questions(questions_path(root, official)), max_samples, name):
+    for question_id, image_id, text in take(every_question, max_samples, name):
         if answers and question_id not in answers:
             raise ConfigError(f"{annotations_path(root, official)}: no annotation for question_id {question_id}")
         path = images_root / official / f"COCO_{official}_{image_id:012d}.jpg"
