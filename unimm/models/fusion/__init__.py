@@ -2,3 +2,4 @@
 
 Co-attention and merged attention (METER Sec. 3.3) register here.
 """
+from unimm.models.fusion import co_attention, merged_attention  # noqa: F401  (fusions: co_attention, merged_attention)
