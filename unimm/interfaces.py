@@ -192,3 +192,27 @@ class Benchmark(Protocol):
     def prepare(self, data_dir: str) -> None:
         """Write it under ``data_dir``, or keep an identical copy already there."""
         ...
+
+
+@runtime_checkable
+class ImageTokenEncoder(Protocol):
+    """A vision transformer handing over its token states (METER's vision encoders: CLIP-ViT, ViT, Swin)."""
+
+    hidden_size: int
+    pooling: str  # how a pooler summarises the tokens: "first" ([CLS], CLIP / ViT) or "mean" (Swin)
+
+    def __call__(self, image: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> EncodedSequence:
+        """``image`` ``[B, 3, H, W]`` -> its tokens (hidden ``[B, N, D]``)."""
+        ...
+
+
+@runtime_checkable
+class Fusion(Protocol):
+    """Fuses a text and an image sequence of one width (``FUSIONS``: co-attention, merged attention)."""
+
+    hidden_size: int
+
+    def __call__(self, text: torch.Tensor, text_padding: torch.Tensor | None, image: torch.Tensor,
+                 image_padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, T, D]`` and ``[B, N, D]`` (padding bool, True on padding) -> their fused states, same shapes."""
+        ...

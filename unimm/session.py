@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from unimm.config import flatten, load_config, validate_config
 from unimm.config.errors import ConfigError
+from unimm.config.loader import DEFAULTS, read_yaml
 from unimm.plugins import import_builtins, load_entry_points, load_user_dirs
 from unimm.utils.fileio import atomic_write_text
 
@@ -81,7 +82,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     (the run starts from scratch). Stages may have stages of their own.
     """
     from unimm.training import distributed as dist
-    from unimm.training.run_folder import set_aside_earlier_run
+    from unimm.training.run_folder import resumes, set_aside_earlier_run
     from unimm.training.trainer import run
 
     checkpoint = cfg["checkpoint"]
@@ -91,6 +92,9 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     log = logging.getLogger("unimm")
     if not checkpoint["init_from"]:  # e.g. init_from=null on the command line: start from scratch
         log.info("init_run: checkpoint.init_from is null, so %s is not needed", stage["config"])
+        return
+    if resumes(cfg):  # the run's own checkpoint holds every weight
+        log.info("init_run: the run resumes from its own checkpoint, so %s is not needed", stage["config"])
         return
     target = Path(checkpoint["init_from"])
     config = str(stage["config"])
@@ -126,7 +130,9 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
     log.info("init_run: done; the run goes on from %s", target)
 
 
-_NOT_IN_THE_WEIGHTS = ("evaluation.", "training.log_every")
+# Settings that cannot change the weights a stage made: how it was evaluated, logged, found and loaded.
+_NOT_IN_THE_WEIGHTS = ("evaluation.", "training.log_every", "env.user_dir", "env.log_level",
+                       "checkpoint.trust_unverified")
 
 
 def check_stage_config(saved: Path, wanted: dict[str, Any], target: Path) -> None:
@@ -140,8 +146,11 @@ def check_stage_config(saved: Path, wanted: dict[str, Any], target: Path) -> Non
         return
     made = flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
     now = flatten(wanted)
+    defaults = flatten(read_yaml(DEFAULTS))
+    # a key the saved config lacks and this one leaves at its default came with a newer unimm
     differing = [key for key in sorted(set(made) | set(now))
-                 if made.get(key) != now.get(key) and not key.startswith(_NOT_IN_THE_WEIGHTS)]
+                 if made.get(key) != now.get(key) and not key.startswith(_NOT_IN_THE_WEIGHTS)
+                 and not (key not in made and key in defaults and now.get(key) == defaults[key])]
     if differing:
         shown = ", ".join(differing[:6]) + (f" (+{len(differing) - 6} more)" if len(differing) > 6 else "")
         raise ConfigError(f"checkpoint.init_from={target} was made by a run whose config ({saved}) differs from "

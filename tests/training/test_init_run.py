@@ -116,3 +116,17 @@ def test_a_stage_checkpoint_is_kept_when_only_its_evaluation_or_logging_changed(
     made = (stage_dir / "checkpoints" / "last").stat().st_mtime_ns
     run(tmp_path / "main.yaml", "checkpoint.init_run.overrides=[evaluation.batch_size=3,training.log_every=7]")
     assert (stage_dir / "checkpoints" / "last").stat().st_mtime_ns == made  # loaded, not trained again
+
+
+def test_a_stage_made_before_a_setting_existed_is_kept_when_the_setting_is_at_its_default(tmp_path):
+    stage_dir, _ = write_configs(tmp_path)
+    run(tmp_path / "main.yaml")
+    saved = stage_dir / "config.yaml"
+    text = saved.read_text()
+    assert "trust_unverified: false" in text and "init_resize: []" in text
+    # as written by a unimm that had neither setting
+    saved.write_text("\n".join(line for line in text.splitlines()
+                               if "trust_unverified" not in line and "init_resize" not in line) + "\n")
+    made = (stage_dir / "checkpoints" / "last").stat().st_mtime_ns
+    run(tmp_path / "main.yaml")
+    assert (stage_dir / "checkpoints" / "last").stat().st_mtime_ns == made  # loaded, not refused or retrained

@@ -52,7 +52,7 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
     eval_sets = build_datasets(cfg, eval_split) if run_type != "train" else {}
     model = MODELS.build(cfg["model"], path="model", dataset_info=dataset_info(train_sets or eval_sets))
     c = cfg["checkpoint"]
-    if c["init_from"]:
+    if c["init_from"] and not resumes(cfg):  # a resumed run's own checkpoint holds every weight
         ckpt.init_from(model, c["init_from"], c["key_map"], c["init_include"], c["init_resize"],
                        trust_unverified=c["trust_unverified"])
     if not training and resumes(cfg):  # the run's own last weights
