@@ -95,3 +95,49 @@ def test_list_index_override_reaches_validation():
 def test_required_builder_argument_is_reported():
     (problem,) = problems(["training.sampler.type=ratios"])
     assert problem.startswith("training.sampler.ratios: required by task_samplers 'ratios'")
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("training.clip_grad_norm=-1", "training.clip_grad_norm: -1 must be greater than 0"),
+    ("training.grad_accum_steps=0", "training.grad_accum_steps: 0 must be at least 1"),
+    ("evaluation.max_batches=-1", "evaluation.max_batches: -1 must be at least 1"),
+    ("evaluation.batch_size=0", "evaluation.batch_size: 0 must be at least 1"),
+    ("training.batch_size=0", "training.batch_size: 0 must be at least 1"),
+    ("training.batch_size=-4", "training.batch_size: -4 must be at least 1"),
+    ("training.log_every=0", "training.log_every: 0 must be at least 1"),
+    ("training.num_workers=-1", "training.num_workers: -1 must be at least 0"),
+    ("training.max_epochs=0", "training.max_epochs: 0 must be greater than 0"),
+    ("checkpoint.keep_last=0", "checkpoint.keep_last: 0 must be at least 1"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay: -1 must be at least 0 for optimizers 'adamw'"),
+    ("datasets=[blobs]", "datasets: expected a mapping of dataset names to dataset nodes, e.g. 'datasets: "
+                         "{sst2: {type: glue, ...}}', got a list"),
+    ("checkpoint.resume=maybe", "checkpoint.resume: 'maybe' is not one of False, True, if_exists"),
+])
+def test_a_number_outside_its_range_or_a_wrong_shape_is_named_with_the_allowed_range(override, problem):
+    assert problems([override, "optimizer.type=adamw", "optimizer.lr=0.1"]) == [problem]
+
+
+def test_null_max_updates_needs_max_epochs():
+    assert problems(["training.max_updates=null"]) == [
+        "training.max_updates: null, and so is training.max_epochs; set at least one of them"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"42\n", "the top level must be a mapping of keys, not a single value ('42')"),
+    (b"- a\n- b\n", "the top level must be a mapping of keys, not a list"),
+    (b"model: caf\xe9\n", "not UTF-8 text (byte 10: b'\\xe9'); save the file as UTF-8"),
+    (b"a: [\n", "cannot read YAML: line 2, column 1: expected the node content"),
+])
+def test_a_config_file_that_is_not_a_mapping_names_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.source == str(path) and err.value.problems[0].startswith(problem)
+
+
+def test_an_empty_config_file_is_named_in_the_errors_it_leads_to(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# every key comes from the command line\n")
+    with pytest.raises(ConfigError, match=r"2 config errors in .*empty\.yaml \(with its includes and overrides\)"):
+        validate_config(load_config(path), source=str(path))

@@ -110,6 +110,23 @@ class RandomResizedCrop:
         return f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio})"
 
 
+class CenterCrop:
+    """Deterministic: the central ``size x size`` square (ImageNet evaluation after a shortest-side resize)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image: Any, target: Target | None = None, generator: torch.Generator | None = None):
+        height, width = TF.image_size(image)
+        if min(height, width) < self.size:
+            raise ValueError(f"center_crop({self.size}) of a {height}x{width} image: resize its shorter side to at "
+                             f"least {self.size} first (resize_shortest)")
+        return TF.crop(image, target, (height - self.size) // 2, (width - self.size) // 2, self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop(size={self.size})"
+
+
 @PROCESSORS.register()
 def random_horizontal_flip(prob: float = 0.5) -> RandomHorizontalFlip:
     """Mirror the image (and its boxes) left-right with probability ``prob``."""
@@ -139,3 +156,9 @@ def random_resized_crop(size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> RandomResizedCrop:
     """MAE-style random-resized crop to a ``size x size`` square."""
     return RandomResizedCrop(size, scale, ratio)
+
+
+@PROCESSORS.register()
+def center_crop(size: int) -> CenterCrop:
+    """Crop the central ``size x size`` square (after ``resize_shortest``: ViT / DeiT evaluation)."""
+    return CenterCrop(size)
