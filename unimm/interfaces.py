@@ -64,6 +64,13 @@ class Dataset(Protocol):
 
 
 @runtime_checkable
+class TokenizedDataset(Protocol):
+    """A dataset whose text ``tokenizer`` encoded (a wrapper that masks its tokens reads the special ids)."""
+
+    tokenizer: Any  # unimm.data.tokenizers.TextTokenizer
+
+
+@runtime_checkable
 class FormatsPredictions(Protocol):
     """A dataset that writes predictions (``run_type=predict``) in its official result format."""
 

@@ -100,3 +100,28 @@ def test_builders_keep_group_settings(node, cls):
 def test_builder_errors(node, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         OPTIMIZERS.build(node, path="optimizer", params=Tiny().parameters())
+
+
+def test_no_decay_by_name_replaces_the_dimension_rule():
+    """training.no_decay (METER's rule): names decide, so a 1-D weight no pattern matches decays."""
+    from unimm.training.optimizers import describe_groups, format_groups
+
+    model = Tiny()  # backbone.1 is a LayerNorm whose name matches no pattern below
+    groups = param_groups(model, [{"pattern": "head", "lr_mult": 5.0}], base_lr=1e-4, base_weight_decay=0.01,
+                          no_decay=[r"bias$"])
+    of = by_param(groups)
+    assert of[id(model.backbone[1].weight)]["weight_decay"] == 0.01  # 1-D, yet decayed: its name is not matched
+    assert of[id(model.backbone[1].bias)]["weight_decay"] == 0.0
+    assert of[id(model.head.bias)]["name"] == "training.param_groups[0]/no_decay"
+    rows = describe_groups(model, groups)
+    assert sum(r["tensors"] for r in rows) == 8 and {"head.weight"} == set(next(
+        r for r in rows if r["group"] == "training.param_groups[0]")["names"])
+    assert "training.param_groups[0]/no_decay" in format_groups(rows)
+    with pytest.raises(ConfigError, match=r"training.no_decay\[0\]"):
+        param_groups(model, [], base_lr=1.0, base_weight_decay=0.0, no_decay=["("])
+
+
+def test_adam_and_adamw_use_the_fused_kernel_where_it_applies():
+    model = Tiny()
+    assert OPTIMIZERS.build({"type": "adamw", "lr": 1e-3}, params=model.parameters()).defaults["fused"] is True
+    assert OPTIMIZERS.build({"type": "adam", "lr": 1e-3, "fused": False}, params=model.parameters()).defaults["fused"] is False

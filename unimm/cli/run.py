@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 HELP = """\
 usage: unimm_run config=<file.yaml> [variant=<name>] [key.sub=value ...] [--dry-run] [--debug]
@@ -22,18 +22,28 @@ Most used keys:
                                  embedded benchmark at CPU size)
   env.save_dir=save/run1         run folder: config.yaml, checkpoints/, metrics.jsonl
   env.data_dir=data              root of all datasets ($UNIMM_DATA_DIR)
-  env.user_dir=path/to/plugin    a folder of your own registered parts
+  env.user_dir=path/to/plugin    a folder of your own registered parts (a path or a list)
+  env.plugins=all                installed plugins to import: all | none | [entry-point names]
   training.max_updates=1000      training.batch_size=8   optimizer.lr=5e-5
   training.sampler=round_robin   scheduler.type=warmup_cosine scheduler.warmup_steps=2000
   checkpoint.resume=true         checkpoint.init_from=path/to/checkpoint
   a.b[0]=x                       set one element of a list
+  ~a.b                           delete a key (a key of the defaults goes back to its default);
+                                 left to right: ~scheduler.warmup_ratio scheduler.warmup_steps=100
+  'a={type: x, k: 1}'            replace a whole section (a mapping replaces, a.k=1 merges)
+
+Paths: env.user_dir in a YAML file is relative to that file (a project's configs find its code
+from anywhere); every other path (env.save_dir, env.data_dir, dataset paths), and env.user_dir
+given on the command line, is relative to the working directory.
 
 Flags:
-  --dry-run   validate and print the resolved config, run nothing
+  --dry-run   validate, build the parts that need no data (scheduler, sampler, step strategy,
+              callbacks) and print the resolved config; run and write nothing
   --debug     show the full traceback on errors
   -h, --help  this text
 
-unimm_registry lists every registered part (models, datasets, metrics, ...).
+unimm_registry lists every registered part (models, datasets, metrics, ...);
+unimm_registry NAME shows one part's arguments; add --user-dir path/to/plugin for a plugin's parts.
 """
 
 
@@ -43,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(HELP, end="")
         return 0 if args else 2
     debug = "--debug" in args
+    known: dict[str, Any] = {}  # the validated config, once there is one (errors then name its parts' types)
     try:
-        return _run(args)
+        return _run(args, known)
     except KeyboardInterrupt:
         print("unimm_run: interrupted", file=sys.stderr)
         return 130
@@ -53,11 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from unimm.cli.errors import describe
 
-        print(f"unimm_run: {describe(err)}", file=sys.stderr)
+        print(f"unimm_run: {describe(err, known.get('cfg'))}", file=sys.stderr)
         return 1
 
 
-def _run(args: list[str]) -> int:
+def _run(args: list[str], known: dict[str, Any]) -> int:
     flags = {a for a in args if a.startswith("--")}
     unknown = flags - {"--debug", "--dry-run"}
     if unknown:
@@ -77,6 +88,7 @@ def _run(args: list[str]) -> int:
     from unimm.session import prepare
 
     cfg, text = prepare(config_path, overrides, variant=variant)
+    known["cfg"] = cfg
     if "--dry-run" in flags:
         print(text, end="")
         return 0

@@ -10,7 +10,13 @@ work) and merged as plain containers. Two merge rules differ from a plain deep m
 Relative ``env.user_dir`` entries are resolved against the folder of the file that sets
 them, so a project's configs find the project's code from any working directory; so is
 ``checkpoint.init_run.config`` (looked up beside that file first, then from the working dir,
-as includes are).
+as includes are). On the command line ``env.user_dir`` is relative to the working directory,
+as every other path is (``env.save_dir``, dataset paths). ``env.user_dir`` and ``env.plugins``
+may be one name or a list; a single name becomes a one-element list.
+
+An override ``~key.path`` deletes a key (or a list element) from the composed config; a key
+that ``defaults.yaml`` declares outside a part node goes back to its default instead.
+Overrides apply left to right, so ``~scheduler scheduler.type=constant`` replaces a section.
 
 A file may declare named ``variants``: blocks of keys (with their own ``includes:``) that
 ``variant=<name>`` on the command line layers over the composed file, before the
@@ -20,6 +26,7 @@ paper's full-size run against a CPU-sized run on the embedded benchmark.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import re
 from pathlib import Path
@@ -31,6 +38,9 @@ from omegaconf import DictConfig, OmegaConf
 from unimm.config.errors import ConfigError
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "defaults.yaml"
+DELETE = object()  # the value of a ``~key`` override: delete the key
+# resolved env.user_dir entry -> how a config file gave it, for the message when it is missing
+USER_DIR_GIVEN: dict[str, str] = {}
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 _KEY = re.compile(r"[^.\[\]]+(\[-?\d+\])*(\.[^.\[\]]+(\[-?\d+\])*)*")
 
@@ -41,14 +51,15 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (),
 
     Args:
         path: the user's YAML file, or None for the defaults alone.
-        overrides: ``key.sub=value`` strings; ``a.b[0]=x`` sets a list element.
+        overrides: ``key.sub=value`` strings; ``a.b[0]=x`` sets a list element, ``~a.b`` deletes a key.
         variant: the name of one of the file's ``variants`` to layer on top.
 
     Raises:
         ConfigError: a missing or unreadable file, an include cycle, a bad override,
             an unknown variant.
     """
-    merged = read_yaml(DEFAULTS)
+    defaults = read_yaml(DEFAULTS)
+    merged = copy.deepcopy(defaults)
     if path is not None:
         merged = merge(merged, compose(Path(path), stack=()))
     variants = merged.pop("variants", None) or {}
@@ -59,9 +70,26 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (),
                               source="command line")
         merged = merge(merged, compose_content(dict(variants[variant]), Path.cwd(), ()))
     for key, value in parse_overrides(overrides):
-        set_path(merged, key, value)
+        if value is DELETE:
+            delete_path(merged, key, defaults)
+        else:
+            set_path(merged, key, value)
     merged.pop("includes", None)
+    as_lists(merged)
     return OmegaConf.create(merged)
+
+
+def as_lists(cfg: dict[str, Any]) -> None:
+    """``env.user_dir`` (and ``env.plugins`` other than all / none) given as one name -> a list of one."""
+    env = cfg.get("env")
+    if not isinstance(env, dict):
+        return
+    if env.get("user_dir", []) is None:
+        env["user_dir"] = []
+    if isinstance(env.get("user_dir"), str):
+        env["user_dir"] = [env["user_dir"]]
+    if isinstance(env.get("plugins"), str) and env["plugins"] not in ("all", "none") and "${" not in env["plugins"]:
+        env["plugins"] = [env["plugins"]]
 
 
 def compose(path: Path, stack: tuple[Path, ...]) -> dict[str, Any]:
@@ -143,20 +171,25 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def absolutize_paths(content: dict[str, Any], base: Path) -> None:
-    """Make the file-relative paths of ``content`` absolute: ``env.user_dir`` entries and
-    ``checkpoint.init_run.config`` (interpolated or absolute values are kept)."""
+    """Make the file-relative paths of ``content`` absolute: ``env.user_dir`` entries,
+    ``checkpoint.init_run.config`` and ``checkpoint.needs[i].config`` (interpolated or absolute values are kept)."""
     env = content.get("env")
     if isinstance(env, dict) and env.get("user_dir"):
         dirs = env["user_dir"]
         as_list = [dirs] if isinstance(dirs, str) else list(dirs)
         env["user_dir"] = [d if "${" in d or os.path.isabs(d) else str((base / d).resolve()) for d in as_list]
+        for given, resolved in zip(as_list, env["user_dir"]):
+            if given != resolved:
+                USER_DIR_GIVEN[resolved] = f"given as '{given}' in a config file in {base}, relative to that file"
     checkpoint = content.get("checkpoint")
     init_run = checkpoint.get("init_run") if isinstance(checkpoint, dict) else None
-    config = init_run.get("config") if isinstance(init_run, dict) else None
-    if isinstance(config, str) and "${" not in config and not os.path.isabs(config):
-        beside = base / config
-        if beside.is_file():  # else it stays relative to the working dir, where it is looked up at run time
-            init_run["config"] = str(beside.resolve())
+    needs = checkpoint.get("needs") if isinstance(checkpoint, dict) else None
+    for stage in [init_run, *(needs if isinstance(needs, list) else [])]:
+        config = stage.get("config") if isinstance(stage, dict) else None
+        if isinstance(config, str) and "${" not in config and not os.path.isabs(config):
+            beside = base / config
+            if beside.is_file():  # else it stays relative to the working dir, where it is looked up at run time
+                stage["config"] = str(beside.resolve())
 
 
 def merge(base: Any, update: Any) -> Any:
@@ -172,9 +205,17 @@ def merge(base: Any, update: Any) -> Any:
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
-    """``["a.b=1", "c[0]=x"]`` -> ``[("a.b", 1), ("c[0]", "x")]``, values parsed as YAML."""
+    """``["a.b=1", "c[0]=x", "~d"]`` -> ``[("a.b", 1), ("c[0]", "x"), ("d", DELETE)]``, values parsed as YAML."""
     pairs, problems = [], []
     for item in items:
+        if item.startswith("~"):
+            key = item[1:].strip()
+            if "=" in key or not key:
+                problems.append(f"override '{item}': a deletion is ~key.path alone, without a value "
+                                "(e.g. ~scheduler.warmup_steps)")
+            else:
+                pairs.append((key, DELETE))
+            continue
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             problems.append(f"override '{item}' is not key=value; write e.g. training.max_updates=10")
@@ -234,6 +275,66 @@ def set_path(root: dict[str, Any], key: str, value: Any) -> None:
             elif isinstance(nxt, str) and tokens[i + 1][1] is None:
                 nxt = node[name] = {"type": nxt}  # a part given by name: sampler=x -> {type: x}
             node = nxt
+
+
+def delete_path(root: dict[str, Any], key: str, defaults: dict[str, Any]) -> None:
+    """Delete ``a.b[0].c`` (``~a.b[0].c``); a key of ``defaults.yaml`` outside a part node gets its default back.
+
+    Raises:
+        ConfigError: the key is not in the composed config.
+    """
+    if not _KEY.fullmatch(key):
+        raise ConfigError(f"override '~{key}': '{key}' is not a dotted path; write e.g. ~scheduler.warmup_steps",
+                          source="command line")
+    tokens = [(m.group(1), m.group(2)) for m in _TOKEN.finditer(key)]
+    parent: Any = None
+    node: Any = root
+    walked = ""
+    for name, index in tokens:
+        parent = node
+        if index is not None:
+            idx = int(index)
+            if not isinstance(node, list) or not -len(node) <= idx < len(node):
+                size = f"it has {len(node)} elements" if isinstance(node, list) else "it is not a list"
+                raise ConfigError(f"override '~{key}': there is no '{walked}[{index}]' to delete ({size})",
+                                  source="command line")
+            node, walked = node[idx], f"{walked}[{index}]"
+            continue
+        here = f"{walked}.{name}" if walked else name
+        if not isinstance(node, dict) or name not in node:
+            known = sorted(map(str, node)) if isinstance(node, dict) else []
+            close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+            hint = (f"did you mean {' or '.join(f'~{walked}.{c}' if walked else f'~{c}' for c in close)}?" if close
+                    else f"{walked or 'the top level'} has: {', '.join(known) or 'nothing'}")
+            raise ConfigError(f"override '~{key}': the composed config has no '{here}', nothing to delete; {hint}",
+                              source="command line")
+        node, walked = node[name], here
+    name, index = tokens[-1]
+    if index is not None:
+        del parent[int(index)]
+        return
+    del parent[name]
+    default = default_at(defaults, key)
+    if default is not _ABSENT:
+        parent[name] = copy.deepcopy(default)  # a fixed key cannot be absent: back to its default
+
+
+_ABSENT = object()
+
+
+def default_at(defaults: dict[str, Any], key: str) -> Any:
+    """The value ``defaults.yaml`` gives ``key`` when no part node encloses it, else ``_ABSENT``."""
+    from unimm.config.validate import node_kind  # validation imports this module
+
+    parts = key.split(".")
+    if "[" in key or any(node_kind(".".join(parts[:i])) for i in range(1, len(parts))):
+        return _ABSENT  # inside a part node (e.g. optimizer.lr): the builder's default applies
+    node: Any = defaults
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

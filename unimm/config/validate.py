@@ -17,7 +17,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -49,12 +49,30 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "training.early_stop.mode": ("max", "min"),
     "checkpoint.resume": (False, True, "if_exists"),
 }
+# Leaves whose default is a word but that also take numbers (checked by SECTION_REFS).
+FREE_TYPE = ("env.num_threads", "env.plugins")
+
+
+class _NeededRunOptions(typing.TypedDict, total=False):
+    variant: str | None
+    overrides: list[str]
+
+
+class NeededRun(_NeededRunOptions):
+    """An element of ``checkpoint.needs``: a file the run reads and the run that makes it (``session.make_stage``)."""
+
+    path: str
+    config: str
+
+
 # Keys of fixed sections that refer to other parts of the config, or whose numbers have a range.
 # (The defaults give their types; null stays allowed where the default is null.)
 SECTION_REFS: dict[str, Any] = {
     "training.early_stop.metric": typing.Optional[MetricKey],
     "training.max_updates": Annotated[int, Range(ge=1)],
     "training.max_epochs": Annotated[float, Range(gt=0)],
+    "env.num_threads": typing.Union[Literal["auto"], Annotated[int, Range(ge=1)]],
+    "env.plugins": typing.Union[Literal["all", "none"], list[str]],
     "training.batch_size": Annotated[int, Range(ge=1)],
     "training.batch_sizes": dict[DatasetName, Annotated[int, Range(ge=1)]],
     "training.num_workers": Annotated[int, Range(ge=0)],
@@ -62,11 +80,13 @@ SECTION_REFS: dict[str, Any] = {
     "training.eval_every": Annotated[int, Range(ge=0)],
     "training.clip_grad_norm": Annotated[float, Range(gt=0)],
     "training.grad_accum_steps": Annotated[int, Range(ge=1)],
+    "training.no_decay": typing.Optional[list[str]],
     "training.early_stop.patience": Annotated[int, Range(ge=0)],
     "evaluation.max_batches": Annotated[int, Range(ge=1)],
     "evaluation.batch_size": Annotated[int, Range(ge=1)],
     "checkpoint.every": Annotated[int, Range(ge=0)],
     "checkpoint.keep_last": Annotated[int, Range(ge=1)],
+    "checkpoint.needs": list[NeededRun],
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
 OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map", "training.batch_sizes")
@@ -175,7 +195,7 @@ def check_section(value: Any, default: Any, path: str, errors: list[str]) -> Non
     if path in CHOICES and value not in CHOICES[path]:
         errors.append(f"{path}: {value!r} is not one of {', '.join(map(str, CHOICES[path]))}")
     if not isinstance(default, dict) or path in OPEN_SECTIONS or node_kind(path):
-        if node_kind(path) is None and path not in OPEN_SECTIONS and path not in CHOICES:
+        if node_kind(path) is None and path not in OPEN_SECTIONS and path not in CHOICES and path not in FREE_TYPE:
             check_leaf_type(value, default, path, errors)
         return
     if not isinstance(value, dict):
@@ -409,6 +429,10 @@ def type_only_problem(value: Any, annotation: Any) -> bool:
         return not isinstance(value, dict)
     if origin in (list, tuple, typing.Sequence):
         return not isinstance(value, (list, tuple))
+    if origin is typing.Literal:
+        return not any(type(value) is type(choice) for choice in typing.get_args(annotation))
+    if annotation in _PLAIN:
+        return not isinstance(value, _PLAIN[annotation]) or (annotation is not bool and isinstance(value, bool))
     return True
 
 

@@ -12,6 +12,7 @@ task type                     datasets
 ``text_classification``       glue (all tasks but STS-B)
 ``text_regression``           glue STS-B
 ``image_text``                coco_captions
+``image_text_pretraining``    image_text_pretraining (MLM + ITM fields over an image_text dataset)
 ``retrieval``                 karpathy_retrieval
 ``text_pretraining``          text_corpus (MLM + NSP)
 ============================= ==========================================================
@@ -24,6 +25,7 @@ from unimm.data import (  # noqa: F401  (each import registers its parts)
     combined,
     glue,
     image_folder,
+    image_text_pretraining,
     karpathy_retrieval,
     nlvr2,
     snli_ve,

@@ -10,7 +10,8 @@ from unimm.registry import METRICS
 from unimm.training import distributed as dist
 
 
-@METRICS.register(outputs=lambda per_class=False, **_: ["accuracy"] + (["recall/*"] if per_class else []))
+@METRICS.register(outputs=lambda per_class=False, result_name="accuracy", **_: [result_name] + (
+    ["recall/*"] if per_class else []))
 class accuracy:  # noqa: N801 (registered name == builder name)
     """Fraction of samples whose arg-max logit equals the label, and optionally each class's recall.
 
@@ -22,11 +23,15 @@ class accuracy:  # noqa: N801 (registered name == builder name)
             reads only the text of an entailment task (perfect on "neutral", never right on
             "contradiction") from one that uses the picture at the same accuracy.
         dataset: the evaluated dataset (run time), for the label names.
+        result_name: the key it reports (``<dataset>/<result_name>``), to tell two accuracies of
+            one dataset apart (METER pre-training: ``itm_accuracy`` and ``mlm_accuracy``, the latter
+            over the masked tokens of ``[B, T, V]`` logits).
     """
 
     def __init__(self, logits_key: str = "logits", target_key: str = "label", per_class: bool = False,
-                 dataset: Any = None) -> None:
+                 dataset: Any = None, result_name: str = "accuracy") -> None:
         self.logits_key, self.target_key = logits_key, target_key
+        self.result_name = result_name
         self.per_class = per_class
         info = dataset.info() if dataset is not None else {}
         self.labels = [str(label) for label in info.get("labels") or ()]
@@ -54,7 +59,7 @@ class accuracy:  # noqa: N801 (registered name == builder name)
 
     def compute(self) -> dict[str, float]:
         counts = dist.all_reduce_sum(torch.tensor([self.correct, self.total], dtype=torch.float64))
-        result = {"accuracy": float(counts[0] / counts[1]) if counts[1] > 0 else 0.0}
+        result = {self.result_name: float(counts[0] / counts[1]) if counts[1] > 0 else 0.0}
         if self.per_class:
             per = dist.all_reduce_sum(self.per_class_counts)
             for c in range(per.shape[1]):

@@ -28,11 +28,12 @@ from unimm.training import checkpoint as ckpt
 from unimm.training.callbacks import notify
 from unimm.training import distributed as dist
 from unimm.training.evaluation import evaluate, predict
-from unimm.training.optimizers import param_groups
+from unimm.training.optimizers import describe_groups, format_groups, param_groups
 from unimm.training.run_folder import last_checkpoint, resumes
 from unimm.training.run_log import RunLog
 from unimm.training.steps import NonFiniteLossError, StepContext
 from unimm.training.streams import BatchStream
+from unimm.training.threads import set_threads
 
 logger = logging.getLogger("unimm")
 
@@ -42,6 +43,7 @@ MAX_SKIPS_IN_A_ROW = 20  # with on_nonfinite=skip: a run that never recovers sti
 def run(cfg: dict[str, Any]) -> dict[str, float]:
     """Carry out ``cfg["run_type"]`` on a validated, resolved config; return the final metrics."""
     run_type = cfg["run_type"]
+    set_threads(cfg["env"]["num_threads"], cfg["training"]["num_workers"])
     seed_everything(cfg["env"]["seed"])  # every rank builds the same datasets and model init
     device = pick_device(cfg["env"]["device"])
     folder = Path(cfg["env"]["save_dir"])
@@ -96,7 +98,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         for i, (name, ds) in enumerate(train_sets.items())
     }
     max_updates = total_updates(t, streams)
-    optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"])
+    optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"], t["no_decay"])
     scheduler = SCHEDULERS.build(cfg["scheduler"], path="scheduler", optimizer=optimizer, max_updates=max_updates)
     sampler = TASK_SAMPLERS.build(t["sampler"], path="training.sampler",
                                   dataset_sizes={n: len(d) for n, d in train_sets.items()}, seed=seed)
@@ -240,14 +242,17 @@ def total_updates(t: dict[str, Any], streams: dict[str, BatchStream]) -> int:
     return int(limit)
 
 
-def build_optimizer(node: Any, model: nn.Module, rules: list[dict]) -> torch.optim.Optimizer:
+def build_optimizer(node: Any, model: nn.Module, rules: list[dict],
+                    no_decay: list[str] | None = None) -> torch.optim.Optimizer:
     """The optimizer over parameter groups; a group without its own lr / decay takes the
-    optimizer's (its builder's default when the config leaves it out)."""
+    optimizer's (its builder's default when the config leaves it out). The group table is logged."""
     name, kwargs = split_node(node)
     defaults = {p.name: p.default for p in inspect.signature(OPTIMIZERS.get(name).builder).parameters.values()}
     lr = kwargs.get("lr", defaults.get("lr"))
     decay = kwargs.get("weight_decay", defaults.get("weight_decay", 0.0))
-    groups = param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0))
+    groups = param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0), no_decay=no_decay)
+    logger.info("parameter groups (training.param_groups, training.no_decay):\n%s",
+                format_groups(describe_groups(model, groups)))
     return OPTIMIZERS.build(node, path="optimizer", params=groups)
 
 

@@ -39,10 +39,11 @@ def shortest_side_size(height: int, width: int, size: int, max_size: int | None)
     return max(1, int(size * height / width)), size
 
 
-def resize(image: Any, target: Target | None, height: int, width: int) -> tuple[Any, Target | None]:
-    """Resize to exactly ``(height, width)``, scaling boxes and areas."""
+def resize(image: Any, target: Target | None, height: int, width: int,
+           interpolation: F.InterpolationMode = F.InterpolationMode.BILINEAR) -> tuple[Any, Target | None]:
+    """Resize to exactly ``(height, width)`` (bilinear by default; CLIP's transform is bicubic), scaling boxes and areas."""
     old_h, old_w = image_size(image)
-    image = F.resize(image, [height, width], antialias=True)
+    image = F.resize(image, [height, width], interpolation=interpolation, antialias=True)
     if target is None:
         return image, None
     target = dict(target)
@@ -59,6 +60,14 @@ def resize_shortest(image: Any, target: Target | None, size: int,
     """Resize so the shorter side is ``size`` (longer side capped at ``max_size``)."""
     height, width = shortest_side_size(*image_size(image), size, max_size)
     return resize(image, target, height, width)
+
+
+def center_crop(image: Any, target: Target | None, height: int, width: int) -> tuple[Any, Target | None]:
+    """Cut the central ``height x width`` region (offsets rounded as torchvision's ``center_crop``)."""
+    img_h, img_w = image_size(image)
+    if height > img_h or width > img_w:
+        raise ValueError(f"cannot crop {height}x{width} out of a {img_h}x{img_w} image; resize it first")
+    return crop(image, target, int(round((img_h - height) / 2.0)), int(round((img_w - width) / 2.0)), height, width)
 
 
 def hflip(image: Any, target: Target | None) -> tuple[Any, Target | None]:

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from torchvision.transforms import InterpolationMode
+
 from unimm.data.transforms import functional as TF
 from unimm.data.transforms.functional import Target
 from unimm.data.transforms.pipeline import random_float, random_int
@@ -36,6 +38,21 @@ class ResizeShortest:
 
     def __repr__(self) -> str:
         return f"ResizeShortest(size={self.size}, max_size={self.max_size})"
+
+
+class ResizeCenterCrop:
+    """CLIP's geometry: shorter side to ``size`` (bicubic), then the central ``size x size`` square."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image: Any, target: Target | None = None, generator: torch.Generator | None = None):
+        height, width = TF.shortest_side_size(*TF.image_size(image), self.size, None)
+        image, target = TF.resize(image, target, height, width, interpolation=InterpolationMode.BICUBIC)
+        return TF.center_crop(image, target, self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"ResizeCenterCrop(size={self.size})"
 
 
 class RandomResize:
@@ -137,6 +154,12 @@ def random_horizontal_flip(prob: float = 0.5) -> RandomHorizontalFlip:
 def resize_shortest(size: int, max_size: int | None = None) -> ResizeShortest:
     """Deterministic resize: shorter side ``size``, longer side at most ``max_size``."""
     return ResizeShortest(size, max_size)
+
+
+@PROCESSORS.register()
+def resize_center_crop(size: int = 224) -> ResizeCenterCrop:
+    """CLIP / METER geometry: shorter side to ``size`` (bicubic), then the central ``size x size`` crop."""
+    return ResizeCenterCrop(size)
 
 
 @PROCESSORS.register()

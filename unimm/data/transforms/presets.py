@@ -5,16 +5,20 @@
 * Vision-and-language (METER, VQA, NLVR2, SNLI-VE, retrieval): a deterministic
   shortest-side resize, with RandAugment for training.
 * MAE pre-training (MoMo): random-resized crop and flip.
+* CLIP / METER: bicubic resize and centre crop to a square, CLIP's statistics (RandAugment first
+  when fine-tuning).
 """
 from __future__ import annotations
 
 from unimm.data.transforms.geometric import (
-    RandomHorizontalFlip, RandomResize, RandomResizedCrop, RandomSizeCrop, ResizeShortest)
+    RandomHorizontalFlip, RandomResize, RandomResizedCrop, RandomSizeCrop, ResizeCenterCrop, ResizeShortest)
 from unimm.data.transforms.photometric import IMAGENET_MEAN, IMAGENET_STD, NormalizeImage, RandAugment
 from unimm.data.transforms.pipeline import Pipeline, RandomSelect
 from unimm.registry import PROCESSORS
 
 DETR_SCALES = (480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalisation (METER's clip transforms)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @PROCESSORS.register()
@@ -80,3 +84,16 @@ def mae_train_transform(size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
                         mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> Pipeline:
     """MAE pre-training: random-resized crop to ``size x size``, flip, normalisation."""
     return Pipeline([RandomResizedCrop(size, scale), RandomHorizontalFlip(flip_prob), NormalizeImage(mean, std)])
+
+
+@PROCESSORS.register()
+def clip_transform(size: int = 224, rand_augment_ops: int = 0, rand_augment_magnitude: int = 9,
+                   mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD) -> Pipeline:
+    """CLIP's / METER's image transform: bicubic resize + centre crop to ``size x size``, CLIP's statistics.
+
+    METER's ``clip_transform``; with ``rand_augment_ops`` > 0 its fine-tuning ``clip_randaug``, which
+    applies RandAugment(2, 9) to the picture first (REFERENCE_NOTES 1.1). Every image comes out at the
+    same size, as a ViT with absolute positions needs.
+    """
+    steps = [RandAugment(rand_augment_ops, rand_augment_magnitude)] if rand_augment_ops > 0 else []
+    return Pipeline([*steps, ResizeCenterCrop(size), NormalizeImage(mean, std)])

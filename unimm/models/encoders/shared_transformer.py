@@ -21,18 +21,14 @@ fused ``qkv`` projection whose output rows are ``[q; k; v]``, each split into he
 """
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
 from unimm.registry import ENCODERS
-
-logger = logging.getLogger("unimm")
 
 
 class SelfAttention(nn.Module):

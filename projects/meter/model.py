@@ -1,0 +1,256 @@
+"""METER: Multimodal End-to-end TransformER (Dou et al.), encoder-only (Sec. 3.1, 3.3; Fig. 2).
+
+A vision encoder and a text encoder, linear cross-modal projections, token-type (modality) embeddings,
+a fusion module, one pooler per stream, and heads on the text states (MLM) or on ``cls_feats``, the two
+pooled vectors concatenated (ITM, VQA). Where the paper is silent the reference code is followed
+(REFERENCE_NOTES 1.1-1.2): the names of the parts (``cross_modal_*``, ``token_type_embeddings``, the
+heads ``mlm_score`` / ``itm_score`` / ``vqa_classifier``) are METER's, so that its name-substring rule
+for learning rates and weight decay applies as written (``includes/optimization.yaml``).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from unimm.config.errors import ConfigError
+from unimm.config.refs import Range
+from unimm.interfaces import Fusion, ImageTokenEncoder
+from unimm.modules.bert_layer import init_bert_weights
+from unimm.registry import ENCODERS, FUSIONS, HEADS, MODELS, Part
+
+logger = logging.getLogger("unimm")
+
+PRETRAINING = "image_text_pretraining"  # unimm.data.image_text_pretraining's task type
+TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa"}
+TEXT_TYPE, IMAGE_TYPE = 0, 1  # token types of the two streams (METER: text 0, image 1)
+VISION = Part(ENCODERS, deferred=True)
+TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
+FUSION = Part(FUSIONS, supplied=("hidden_size",), deferred=True)
+
+
+@dataclass
+class Features:
+    """The fused states of one forward pass.
+
+    Attributes:
+        text: ``[B, T, D]`` text stream after fusion.
+        image: ``[B, N, D]`` image stream after fusion.
+        cls_feats: ``[B, 2D]``, the text and image poolers' outputs concatenated.
+    """
+
+    text: Tensor
+    image: Tensor
+    cls_feats: Tensor
+
+
+class Pooler(nn.Module):
+    """BERT's pooler: ``tanh(W h_0 + b)`` on the first token (METER's ``heads.Pooler``)."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, first: Tensor) -> Tensor:
+        """``[B, D]`` -> ``[B, D]``."""
+        return torch.tanh(self.dense(first))
+
+
+class METER(nn.Module):
+    """Encoders -> projections + token types -> fusion -> poolers -> heads.
+
+    Args:
+        tasks: dataset name -> ``pretraining`` (MLM and / or ITM, as its batches provide) or ``vqa``.
+        vision_encoder: image ``[B, 3, H, W]`` -> tokens ``[B, N, D_v]`` (``ImageTokenEncoder``).
+        text_encoder: ids ``[B, T]`` -> states ``[B, T, D_t]`` (``hf_text_encoder``).
+        fusion: a ``Fusion`` of width ``D`` (co-attention or merged attention).
+        heads: ``mlm_score`` (on the text stream), ``itm_score`` and ``vqa_classifier`` (on ``cls_feats``),
+            those the tasks use.
+    """
+
+    def __init__(self, tasks: Mapping[str, str], vision_encoder: ImageTokenEncoder, text_encoder: nn.Module,
+                 fusion: Fusion, heads: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        width = fusion.hidden_size
+        self.tasks = dict(tasks)
+        self.vision_encoder = vision_encoder
+        self.text_encoder = text_encoder
+        self.cross_modal_text_transform = nn.Linear(text_encoder.hidden_size, width)
+        self.cross_modal_image_transform = nn.Linear(vision_encoder.hidden_size, width)
+        self.token_type_embeddings = nn.Embedding(2, width)  # the modality embedding (Sec. 4.2)
+        self.cross_modal_fusion = fusion
+        self.cross_modal_text_pooler = Pooler(width)
+        self.cross_modal_image_pooler = Pooler(width)
+        for module in (self.cross_modal_text_transform, self.cross_modal_image_transform, self.token_type_embeddings,
+                       self.cross_modal_text_pooler, self.cross_modal_image_pooler):
+            module.apply(init_bert_weights)  # METER: objectives.init_weights
+        self.heads = nn.ModuleDict(heads)
+
+    def infer(self, input_ids: Tensor, attention_mask: Tensor | None, image: Tensor,
+              pixel_mask: Tensor | None = None) -> Features:
+        """One pass through encoders, fusion and poolers (METER's ``infer``).
+
+        Args:
+            input_ids: long ``[B, T]`` (masked ids for MLM); attention_mask ``[B, T]``, 1 on tokens.
+            image: ``[B, 3, H, W]``; pixel_mask ``[B, H, W]`` or None.
+
+        Returns:
+            ``Features``: text ``[B, T, D]``, image ``[B, N, D]``, cls_feats ``[B, 2D]``.
+        """
+        text = self.text_encoder(input_ids, attention_mask)  # EncodedSequence [B, T, D_t]
+        vision = self.vision_encoder(image, pixel_mask)  # EncodedSequence [B, N, D_v]
+        x = self.cross_modal_text_transform(text.hidden)  # [B, T, D]
+        y = self.cross_modal_image_transform(vision.hidden)  # [B, N, D]
+        x = x + self.token_type_embeddings.weight[TEXT_TYPE]
+        y = y + self.token_type_embeddings.weight[IMAGE_TYPE]
+        x, y = self.cross_modal_fusion(x, text.padding_mask, y, vision.padding_mask)
+        first = y.mean(dim=1) if self.vision_encoder.pooling == "mean" else y[:, 0]  # Swin: METER's avgpool
+        cls_feats = torch.cat([self.cross_modal_text_pooler(x[:, 0]), self.cross_modal_image_pooler(first)], dim=-1)
+        return Features(x, y, cls_feats)
+
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one dataset's batch; losses are summed by the trainer (METER sums, REFERENCE_NOTES 1.5 item 3).
+
+        Args:
+            batch: ``dataset_name``, ``image`` ``[B, 3, H, W]``, ``input_ids`` / ``attention_mask``
+                ``[B, T]``. Pre-training batches (``image_text_pretraining``) also hold ``mlm_input_ids`` /
+                ``mlm_labels`` ``[B, T]`` and / or ``itm_image`` ``[B, 3, H, W]`` / ``itm_label`` ``[B]``; VQA
+                batches ``answer_scores`` ``[B, A]`` (when labelled).
+
+        Returns:
+            Pre-training: ``mlm_logits`` ``[B, T, V]``, ``itm_logits`` ``[B, 2]``; VQA: ``logits`` ``[B, A]``;
+            and ``losses`` ``{"<dataset>/mlm", "<dataset>/itm", "<dataset>/soft_bce"}``. MLM and ITM are
+            two forward passes, as in METER: masked text with the true image, and the clean text with
+            the matched or mismatched image.
+        """
+        name = batch.get("dataset_name")
+        if name not in self.tasks:
+            raise KeyError(f"batch dataset_name {name!r} is not one of the model's datasets ({', '.join(self.tasks)})")
+        outputs: dict[str, Any] = {}
+        losses: dict[str, Tensor] = {}
+        mask = batch.get("attention_mask")
+        if self.tasks[name] == "pretraining":
+            if "mlm_labels" in batch and "mlm_score" in self.heads:
+                feats = self.infer(batch["mlm_input_ids"], mask, batch["image"], batch.get("pixel_mask"))
+                outputs["mlm_logits"], found = self.heads["mlm_score"](feats.text, batch["mlm_labels"])
+                losses.update(found)
+            if "itm_label" in batch and "itm_score" in self.heads:
+                feats = self.infer(batch["input_ids"], mask, batch["itm_image"], batch.get("itm_pixel_mask"))
+                outputs["itm_logits"], found = self.heads["itm_score"](feats.cls_feats, batch["itm_label"])
+                losses.update(found)
+            if not outputs:
+                raise KeyError(f"batch of '{name}' has neither mlm_labels nor itm_label; build it with "
+                               "image_text_pretraining")
+        else:
+            feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
+            found_outputs, found = self.heads["vqa_classifier"](feats.cls_feats, batch)
+            outputs.update(found_outputs)
+            losses.update(found)
+        return {**outputs, "losses": {f"{name}/{key}": value for key, value in losses.items()}}
+
+
+def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each dataset's task from its ``task_type``: ``pretraining`` or ``vqa`` (this slice's tasks)."""
+    tasks, problems = {}, []
+    for name, info in dataset_info.items():
+        task = TASK_OF_TYPE.get(str(info.get("task_type")))
+        if task is None:
+            problems.append((f"dataset_info.{name}", f"task type {info.get('task_type')!r}: METER here runs "
+                             f"{' and '.join(TASK_OF_TYPE)} datasets (NLVR2, SNLI-VE and retrieval come later)"))
+        tasks[name] = task
+    if problems:
+        raise ConfigError(problems)
+    return tasks
+
+
+def datasets_vocab_size(dataset_info: Mapping[str, Mapping[str, Any]]) -> int | None:
+    """The ``vocab_size`` the datasets' tokenizers report (all must agree), or None."""
+    sizes = {name: int(info["vocab_size"]) for name, info in dataset_info.items() if "vocab_size" in info}
+    if len(set(sizes.values())) > 1:
+        raise ConfigError(f"datasets report different vocab_size values {sizes}; one text encoder needs one tokenizer")
+    return next(iter(sizes.values()), None)
+
+
+def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str, Any]], width: int,
+                vocab_size: int | None, vqa_head: Any) -> dict[str, nn.Module]:
+    """The heads the datasets use, named as METER's (REFERENCE_NOTES 1.1)."""
+    heads: dict[str, nn.Module] = {}
+    pretraining = [dataset_info[n] for n, t in tasks.items() if t == "pretraining"]
+    if any(info.get("mlm") for info in pretraining):
+        if vocab_size is None:
+            raise ConfigError("the MLM head needs the tokenizer's vocab_size; the pre-training dataset reports none")
+        heads["mlm_score"] = HEADS.build({"type": "mlm_head", "vocab_size": vocab_size, "hidden_size": width},
+                                         path="model.heads.mlm_score")
+        heads["mlm_score"].apply(init_bert_weights)  # METER: objectives.init_weights (decoder bias stays 0)
+    if any(info.get("itm") for info in pretraining):
+        heads["itm_score"] = HEADS.build({"type": "itm_head", "input_size": 2 * width}, path="model.heads.itm_score")
+    answers = {int(dataset_info[n]["num_answers"]) for n, t in tasks.items() if t == "vqa"}
+    if len(answers) > 1:
+        raise ConfigError(f"VQA datasets with different answer counts {sorted(answers)} would share one head")
+    if answers:
+        heads["vqa_classifier"] = HEADS.build_part(
+            vqa_head, "vqa_head", num_classes=answers.pop(), input_size=2 * width, loss="soft_bce")
+    return heads
+
+
+def count_parts(model: METER) -> dict[str, int]:
+    """Parameters of the vision encoder, the text encoder, the fusion block and the heads."""
+    def count(modules) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    top = [model.cross_modal_text_transform, model.cross_modal_image_transform, model.token_type_embeddings,
+           model.cross_modal_fusion, model.cross_modal_text_pooler, model.cross_modal_image_pooler]
+    parts = {"vision_encoder": count([model.vision_encoder]), "text_encoder": count([model.text_encoder]),
+             "fusion_with_transforms_token_types_poolers": count(top)}
+    parts.update({f"heads.{name}": count([head]) for name, head in model.heads.items()})
+    parts["total"] = count([model])
+    return parts
+
+
+def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any,
+            hidden_size: int, vqa_head: Any = None) -> METER:
+    """Build the parts from their nodes, sized from the datasets, and join them; log the parameter counts."""
+    if not dataset_info:
+        raise ConfigError("dataset_info is empty; configure at least one dataset")
+    tasks = resolve_tasks(dataset_info)
+    vocab = datasets_vocab_size(dataset_info)
+    vision = ENCODERS.build_part(vision_encoder, "vision_encoder")
+    if not isinstance(vision, ImageTokenEncoder):
+        raise ConfigError(f"{type(vision).__name__} does not hand over image tokens; use clip_vit_encoder, "
+                          "vit_encoder or swin_encoder", key="vision_encoder")
+    text = ENCODERS.build_part(text_encoder, "text_encoder", **({"vocab_size": vocab} if vocab else {}))
+    fused = FUSIONS.build_part(fusion, "fusion", hidden_size=hidden_size)
+    if vqa_head is None or (isinstance(vqa_head, Mapping) and "type" not in vqa_head):
+        vqa_head = {"type": "vl_classifier_head", **(vqa_head or {})}  # METER's VQA classifier
+    heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab, vqa_head)
+    model = METER(tasks, vision, text, fused, heads)
+    logger.info("METER parameters: %s", ", ".join(f"{k} {v:,}" for k, v in count_parts(model).items()))
+    return model
+
+
+@MODELS.register(parts={"vision_encoder": VISION, "text_encoder": TEXT, "fusion": FUSION,
+                        "vqa_head": Part(HEADS, supplied=("num_classes", "input_size", "loss"), deferred=True,
+                                         default_type=True)})
+def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any = "co_attention",
+          hidden_size: Annotated[int, Range(ge=1)] = 768, vqa_head: Any = None) -> METER:
+    """METER composed from encoder and fusion nodes; its heads follow its datasets (Sec. 3.1-3.3).
+
+    Datasets of task type ``image_text_pretraining`` get the MLM head (``mlm_head``, untied, on the text
+    stream) and / or the ITM head (``itm_head`` on ``cls_feats``) as their batches provide; ``vqa``
+    datasets the VQA classifier (``vl_classifier_head``, soft BCE over the answers).
+
+    Args:
+        dataset_info: per dataset, its ``task_type`` and ``info()`` (run time).
+        vision_encoder: an encoders node handing over image tokens (``clip_vit_encoder``, ``vit_encoder``,
+            ``swin_encoder``).
+        text_encoder: an encoders node (``hf_text_encoder``); the model passes the tokenizer's
+            ``vocab_size``.
+        fusion: a fusions node (``co_attention``, M=6 per stream; ``merged_attention``, M=12); the model
+            passes ``hidden_size``.
+        hidden_size: the width of the fusion and the heads (METER: 768).
+        vqa_head: the VQA head's node (default ``vl_classifier_head``); sizes and loss are passed.
+    """
+    return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head)
