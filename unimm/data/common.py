@@ -7,10 +7,10 @@ from typing import Any, Sequence, TypeVar
 import torch
 
 from unimm.config.errors import ConfigError
-from unimm.data.images import load_image
+from unimm.data.images import PIXEL_CACHE, load_image
 from unimm.data.transforms.functional import Target
 from unimm.data.transforms.photometric import NormalizeImage
-from unimm.data.transforms.pipeline import ImageTransform
+from unimm.data.transforms.pipeline import ImageTransform, Pipeline
 
 T = TypeVar("T")
 TRAIN_SPLIT = "train"
@@ -36,10 +36,24 @@ def take(items: Sequence[T], max_samples: int | None, dataset: str) -> list[T]:
 
 def read_image(path: Path, context: str, transform: ImageTransform,
                target: Target | None = None) -> tuple[torch.Tensor, Target | None]:
-    """Load ``path`` and apply ``transform``; returns ``([3, H, W] float tensor, target)``."""
-    image = load_image(path, context)
-    tensor, target = transform(image, target)
+    """Load ``path`` and apply ``transform``; returns ``([3, H, W] float tensor, target)``.
+
+    When the transform is a ``Pipeline`` that begins with steps drawing nothing (a fixed resize),
+    their output is kept in ``PIXEL_CACHE`` and only the rest runs again: the same numbers, without
+    decoding and resizing each picture at every epoch.
+    """
+    if isinstance(transform, Pipeline):
+        fixed, rest = transform.split_fixed_prefix()
+        if fixed.steps:
+            image, target = PIXEL_CACHE.get(path, context, fixed, target)
+            tensor, target = rest(image, target)
+            return check_tensor(tensor, transform), target
+    tensor, target = transform(load_image(path, context), target)
+    return check_tensor(tensor, transform), target
+
+
+def check_tensor(tensor: Any, transform: ImageTransform) -> torch.Tensor:
     if not isinstance(tensor, torch.Tensor):
         raise ConfigError(f"the image transform {transform!r} must end with normalize_image "
                           "(it returned a PIL image, not a tensor)")
-    return tensor, target
+    return tensor

@@ -15,6 +15,8 @@ from unimm.registry import PROCESSORS
 
 
 class RandomHorizontalFlip:
+    random = True  # draws from the generator: a cache may keep what comes before it
+
     def __init__(self, prob: float = 0.5) -> None:
         self.prob = prob
 
@@ -30,6 +32,8 @@ class RandomHorizontalFlip:
 class ResizeShortest:
     """Deterministic: shorter side to ``size``, longer side at most ``max_size``."""
 
+    random = False  # draws from the generator: a cache may keep what comes before it
+
     def __init__(self, size: int, max_size: int | None = None) -> None:
         self.size, self.max_size = size, max_size
 
@@ -42,6 +46,8 @@ class ResizeShortest:
 
 class ResizeCenterCrop:
     """CLIP's geometry: shorter side to ``size`` (bicubic), then the central ``size x size`` square."""
+
+    random = False  # draws from the generator: a cache may keep what comes before it
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -58,6 +64,8 @@ class ResizeCenterCrop:
 class RandomResize:
     """Shorter side to a size drawn uniformly from ``sizes``, longer side at most ``max_size``."""
 
+    random = True  # draws from the generator: a cache may keep what comes before it
+
     def __init__(self, sizes: tuple[int, ...], max_size: int | None = None) -> None:
         self.sizes, self.max_size = tuple(sizes), max_size
 
@@ -71,6 +79,8 @@ class RandomResize:
 
 class RandomSizeCrop:
     """Crop a random region with sides drawn in ``[min_size, max_size]`` (capped by the image)."""
+
+    random = True  # draws from the generator: a cache may keep what comes before it
 
     def __init__(self, min_size: int, max_size: int) -> None:
         self.min_size, self.max_size = min_size, max_size
@@ -93,6 +103,8 @@ class RandomResizedCrop:
     Tries 10 draws of (area in ``scale`` x image area, log-uniform ratio in ``ratio``); when
     none fits the image, falls back to the largest centred crop with a ratio in range.
     """
+
+    random = True  # draws from the generator: a cache may keep what comes before it
 
     def __init__(self, size: int, scale: tuple[float, float] = (0.2, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
@@ -129,6 +141,8 @@ class RandomResizedCrop:
 
 class CenterCrop:
     """Deterministic: the central ``size x size`` square (ImageNet evaluation after a shortest-side resize)."""
+
+    random = False  # draws from the generator: a cache may keep what comes before it
 
     def __init__(self, size: int) -> None:
         self.size = size

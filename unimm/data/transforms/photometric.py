@@ -24,6 +24,8 @@ class NormalizeImage:
     in ``[0, 1]``.
     """
 
+    random = False  # draws from the generator: a cache may keep what comes before it
+
     def __init__(self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         self.mean, self.std = tuple(mean), tuple(std)
 
@@ -49,6 +51,8 @@ class RandAugment:
     Its geometric operations (shear, translate, rotate) would move objects without moving
     their boxes, so a target with boxes is refused.
     """
+
+    random = True  # draws from the generator: a cache may keep what comes before it
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9) -> None:
         self.num_ops, self.magnitude = num_ops, magnitude

@@ -16,6 +16,10 @@ from unimm.registry import PROCESSORS
 
 
 class ImageTransform(Protocol):
+    """One step: ``(image, target, generator) -> (image, target)``; ``random`` when it draws from the generator."""
+
+    random: bool
+
     def __call__(
         self, image: Any, target: Target | None = None, generator: torch.Generator | None = None
     ) -> tuple[Any, Target | None]: ...
@@ -36,6 +40,29 @@ class Pipeline:
 
     def __init__(self, steps: Sequence[ImageTransform]) -> None:
         self.steps = list(steps)
+        self._split: tuple[Pipeline, Pipeline] | None = None
+
+    @property
+    def random(self) -> bool:
+        return any(step.random for step in self.steps)
+
+    def split_fixed_prefix(self) -> tuple[Pipeline, Pipeline]:
+        """``(fixed, rest)``: the leading steps that draw nothing and still work on pixels, and the others.
+
+        The output of ``fixed`` depends on the image and target alone, so a dataset may keep it
+        (``unimm.data.common.read_image``); it stops before the normalisation, which turns the
+        pixels into a float tensor four times their size, and is cheap to apply again.
+        """
+        from unimm.data.transforms.photometric import NormalizeImage
+
+        if self._split is None:  # made once, so the fixed part is one object a cache can key on
+            count = 0
+            for step in self.steps:
+                if step.random or isinstance(step, NormalizeImage):
+                    break
+                count += 1
+            self._split = Pipeline(self.steps[:count]), Pipeline(self.steps[count:])
+        return self._split
 
     def __call__(self, image: Any, target: Target | None = None, generator: torch.Generator | None = None):
         for step in self.steps:
@@ -48,6 +75,8 @@ class Pipeline:
 
 class RandomSelect:
     """Apply ``first`` with probability ``prob``, otherwise ``second``."""
+
+    random = True  # draws from the generator
 
     def __init__(self, first: ImageTransform, second: ImageTransform, prob: float = 0.5) -> None:
         self.first, self.second, self.prob = first, second, prob
