@@ -61,43 +61,43 @@ def box_area(boxes: Tensor) -> Tensor:
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    """Pairwise IoU and union of xyxy boxes.
+    """Pairwise IoU and union of xyxy boxes, over any leading batch dimensions.
 
     Args:
-        boxes1: ``[N, 4]`` xyxy.
-        boxes2: ``[M, 4]`` xyxy.
+        boxes1: ``[..., N, 4]`` xyxy.
+        boxes2: ``[..., M, 4]`` xyxy (the same leading dimensions).
 
     Returns:
-        ``(iou, union)``, each ``[N, M]``.
+        ``(iou, union)``, each ``[..., N, M]``.
     """
     area1, area2 = box_area(boxes1), box_area(boxes2)
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [N, M, 2]
-    inter = wh[..., 0] * wh[..., 1]  # [N, M]
-    union = area1[:, None] + area2[None, :] - inter
+    top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+    bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
+    wh = (bottom_right - top_left).clamp(min=0)  # [..., N, M, 2]
+    inter = wh[..., 0] * wh[..., 1]  # [..., N, M]
+    union = area1[..., :, None] + area2[..., None, :] - inter
     return inter / union, union
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise generalized IoU (Rezatofighi et al., 2019) of xyxy boxes.
+    """Pairwise generalized IoU (Rezatofighi et al., 2019) of xyxy boxes, over any leading batch dimensions.
 
     ``GIoU = IoU - (|C| - |A u B|) / |C|`` with ``C`` the smallest box enclosing both; it lies in
     [-1, 1] and equals the IoU when one box encloses the other.
 
     Args:
-        boxes1: ``[N, 4]`` xyxy, with x1 >= x0 and y1 >= y0.
-        boxes2: ``[M, 4]`` xyxy.
+        boxes1: ``[..., N, 4]`` xyxy, with x1 >= x0 and y1 >= y0.
+        boxes2: ``[..., M, 4]`` xyxy.
 
     Returns:
-        ``[N, M]`` generalized IoU.
+        ``[..., N, M]`` generalized IoU.
     """
     # Degenerate boxes give inf / nan below; callers pass sigmoid outputs converted from
     # cxcywh, which always satisfy this.
-    assert (boxes1[:, 2:] >= boxes1[:, :2]).all() and (boxes2[:, 2:] >= boxes2[:, :2]).all()
+    assert (boxes1[..., 2:] >= boxes1[..., :2]).all() and (boxes2[..., 2:] >= boxes2[..., :2]).all()
     iou, union = box_iou(boxes1, boxes2)
-    top_left = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    bottom_right = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [N, M, 2]
-    enclosing = wh[..., 0] * wh[..., 1]  # [N, M]
+    top_left = torch.min(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+    bottom_right = torch.max(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
+    wh = (bottom_right - top_left).clamp(min=0)  # [..., N, M, 2]
+    enclosing = wh[..., 0] * wh[..., 1]  # [..., N, M]
     return iou - (enclosing - union) / enclosing

@@ -16,9 +16,11 @@ class HungarianMatcher(nn.Module):
     """One-to-one assignment of queries to targets minimising a weighted matching cost.
 
     ``cost = class_cost * (-p(target class)) + l1_cost * |b - b_t|_1 + giou_cost * (-GIoU(b, b_t))``,
-    with ``p`` the softmax over the ``C + 1`` classes. Costs of the whole batch are computed in
-    one pass over all predictions and all targets; the assignment is then solved per image
-    (``scipy.optimize.linear_sum_assignment``) on its block of the cost matrix.
+    with ``p`` the softmax over the ``C + 1`` classes. Only each image's own block of costs is
+    computed (its ``Q`` queries against its ``N_i`` targets), for the whole batch at once with the
+    targets padded to the largest ``N_i``: DETR's reference scores every query against every target
+    of the batch and keeps the diagonal blocks, ``B`` times the work. The costs go to the host in
+    one transfer, and the assignment is solved per image (``scipy.optimize.linear_sum_assignment``).
 
     Args:
         class_cost: weight of the classification cost (DETR: 1).
@@ -53,21 +55,37 @@ class HungarianMatcher(nn.Module):
         empty = torch.empty(0, dtype=torch.long)
         if sum(sizes) == 0:
             return [(empty, empty) for _ in range(batch)]
-        prob = pred_logits.flatten(0, 1).float().softmax(-1)  # [B*Q, C+1]
-        boxes = pred_boxes.flatten(0, 1).float()  # [B*Q, 4]
-        target_labels = torch.cat([t["labels"] for t in targets]).to(prob.device)  # [N]
-        target_boxes = torch.cat([t["boxes"] for t in targets]).to(boxes)  # [N, 4]
-        if int(target_labels.max()) >= prob.shape[-1] - 1 or int(target_labels.min()) < 0:
+        prob = pred_logits.float().softmax(-1)  # [B, Q, C+1]
+        boxes = pred_boxes.float()  # [B, Q, 4]
+        labels, target_boxes = padded_targets(targets, max(sizes), boxes)  # [B, M], [B, M, 4]
+        real = labels[labels >= 0]
+        if len(real) and (int(real.max()) >= prob.shape[-1] - 1 or int(real.min()) < 0):
             raise ValueError(f"target labels must lie in [0, {prob.shape[-1] - 1}) (the head's classes), "
-                             f"got {int(target_labels.min())}..{int(target_labels.max())}")
-
-        cost = (self.class_cost * -prob[:, target_labels]
+                             f"got {int(real.min())}..{int(real.max())}")
+        class_prob = prob.gather(2, labels.clamp(min=0)[:, None, :].expand(-1, queries, -1))  # [B, Q, M]
+        cost = (self.class_cost * -class_prob
                 + self.l1_cost * torch.cdist(boxes, target_boxes, p=1)
                 - self.giou_cost * generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes)))
-        cost = cost.view(batch, queries, -1).cpu()  # [B, Q, N]
+        cost = cost.cpu()  # [B, Q, M], one host transfer
 
         matches = []
-        for i, block in enumerate(cost.split(sizes, dim=-1)):  # block: [B, Q, N_i]
-            rows, cols = linear_sum_assignment(block[i].numpy())
+        for i, size in enumerate(sizes):
+            rows, cols = linear_sum_assignment(cost[i, :, :size].numpy())
             matches.append((torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)))
         return matches
+
+
+# a box every padding slot holds, so the padded costs are finite (they are never read)
+PAD_BOX = (0.5, 0.5, 1.0, 1.0)
+
+
+def padded_targets(targets: Sequence[Mapping[str, Any]], width: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Labels ``[B, M]`` (-1 on padding) and boxes ``[B, M, 4]`` of every image, padded to ``width``."""
+    batch = len(targets)
+    labels = torch.full((batch, width), -1, dtype=torch.long, device=like.device)
+    boxes = like.new_tensor(PAD_BOX).expand(batch, width, 4).clone()
+    for i, target in enumerate(targets):
+        count = len(target["boxes"])
+        labels[i, :count] = target["labels"].to(labels.device)
+        boxes[i, :count] = target["boxes"].to(boxes)
+    return labels, boxes
