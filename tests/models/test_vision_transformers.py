@@ -36,7 +36,8 @@ def clip_state(encoder, extra_block: bool = True, seed: int = 1) -> dict[str, to
     s = {"visual.conv1.weight": m.patch_embed.proj.weight.detach().clone(),
          "visual.class_embedding": m.cls_token.detach().reshape(d).clone(),
          "visual.positional_embedding": m.pos_embed.detach()[0].clone(),
-         "visual.ln_pre.weight": m.norm_pre.weight.detach().clone(), "visual.ln_pre.bias": m.norm_pre.bias.detach().clone(),
+         "visual.ln_pre.weight": m.norm_pre.weight.detach().clone(),
+         "visual.ln_pre.bias": m.norm_pre.bias.detach().clone(),
          "visual.ln_post.weight": m.norm.weight.detach().clone(), "visual.ln_post.bias": m.norm.bias.detach().clone(),
          "visual.proj": torch.randn(d, 16, generator=g),  # CLIP's joint-space projection: METER has none
          "token_embedding.weight": torch.randn(10, d, generator=g),  # the text tower: ignored
@@ -80,7 +81,8 @@ def clip_forward(s: dict[str, torch.Tensor], image: torch.Tensor, blocks: int, h
         q, k, v = F.linear(h, s[p + "attn.in_proj_weight"], s[p + "attn.in_proj_bias"]).chunk(3, dim=-1)
         split = lambda t: t.view(b, -1, heads, d // heads).transpose(1, 2)  # noqa: E731
         att = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(d // heads)).softmax(-1) @ split(v)
-        x = x + F.linear(att.transpose(1, 2).reshape(b, -1, d), s[p + "attn.out_proj.weight"], s[p + "attn.out_proj.bias"])
+        att = att.transpose(1, 2).reshape(b, -1, d)
+        x = x + F.linear(att, s[p + "attn.out_proj.weight"], s[p + "attn.out_proj.bias"])
         h = F.layer_norm(x, (d,), s[p + "ln_2.weight"], s[p + "ln_2.bias"], 1e-5)
         h = F.linear(quick_gelu(F.linear(h, s[p + "mlp.c_fc.weight"], s[p + "mlp.c_fc.bias"])),
                      s[p + "mlp.c_proj.weight"], s[p + "mlp.c_proj.bias"])

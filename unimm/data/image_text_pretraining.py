@@ -114,7 +114,8 @@ class ImageTextPretraining(Dataset):
         if others:
             generator = None
             if self.seed is not None:  # fixed labels for evaluation, whatever the batch order
-                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + min(s["sample_index"] for s in samples))
+                first = min(s["sample_index"] for s in samples)
+                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + first)
             labels = itm_labels(len(samples), generator)
             batch["itm_image"], batch["itm_pixel_mask"] = pad_images(
                 [mine if label else other for mine, other, label in zip(own, others, labels.tolist())])

@@ -84,7 +84,10 @@ class AttentionBlock(nn.Module):
         self.output = ResidualNorm(hidden_size, hidden_size, dropout, layer_norm_eps)
 
     def forward(self, x: Tensor, context: Tensor, context_padding: Tensor | None = None) -> Tensor:
-        """``x`` ``[B, T, D]`` attends over ``context`` ``[B, S, D]`` (``x`` itself for self-attention) -> ``[B, T, D]``."""
+        """``x`` ``[B, T, D]`` attends over ``context`` ``[B, S, D]`` (``x`` itself in self-attention) -> ``[B, T, D]``.
+
+        ``context_padding`` is bool ``[B, S]``, True on keys never attended.
+        """
         return self.output(self.self(x, context, context_padding), x)
 
 
@@ -120,7 +123,8 @@ class BertLayer(nn.Module):
                  layer_norm_eps: float = 1e-12, cross_attention: bool = False) -> None:
         super().__init__()
         self.attention = AttentionBlock(hidden_size, num_heads, dropout, layer_norm_eps)
-        self.crossattention = AttentionBlock(hidden_size, num_heads, dropout, layer_norm_eps) if cross_attention else None
+        self.crossattention = (AttentionBlock(hidden_size, num_heads, dropout, layer_norm_eps) if cross_attention
+                               else None)
         self.intermediate = Intermediate(hidden_size, intermediate_size)
         self.output = ResidualNorm(intermediate_size, hidden_size, dropout, layer_norm_eps)
 

@@ -108,7 +108,8 @@ def folder_kind(folder: Path) -> str:
     except (OSError, ValueError) as err:
         raise ConfigError(f"{folder}/config.json cannot be read: {err}", key="pretrained_path") from None
     if model_type not in BASE_CONFIG:
-        raise ConfigError(f"{folder} holds a {model_type!r} model; give a bert or roberta folder", key="pretrained_path")
+        raise ConfigError(f"{folder} holds a {model_type!r} model; give a bert or roberta folder",
+                          key="pretrained_path")
     return str(model_type)
 
 

@@ -35,7 +35,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from unimm.config.errors import ConfigError

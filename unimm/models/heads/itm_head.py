@@ -27,7 +27,7 @@ class ITMHead(nn.Module):
         self.apply(init_bert_weights)  # METER: objectives.init_weights
 
     def forward(self, features: Tensor, labels: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """``features`` ``[B, D_in]``, ``labels`` long ``[B]`` (1: matched) -> ``logits`` ``[B, 2]``, ``{"itm": mean CE}``."""
+        """``features`` ``[B, D_in]``, ``labels`` long ``[B]`` (1: matched) -> logits ``[B, 2]``, ``{"itm": CE}``."""
         logits = self.fc(features)  # [B, 2]
         if labels is None:
             return logits, {}

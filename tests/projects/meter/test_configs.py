@@ -1,0 +1,74 @@
+"""METER's configs: each runnable file has a shapes variant and a row in the README, the paper settings
+are the reference code's, and a tiny pre-train -> VQA fine-tune chain runs through the session.
+
+Every YAML under projects/ is also validated (paper and shapes) by tests/projects/unit/test_configs.py.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from unimm import session
+
+REPO = Path(__file__).resolve().parents[3]
+METER = REPO / "projects" / "meter"
+RUNNABLE = sorted(p for p in METER.rglob("*.yaml") if f"config=projects/meter/{p.relative_to(METER).as_posix()}"
+                  in p.read_text().split("\n", 1)[0])
+
+
+def test_runnable_configs_have_a_shapes_variant_and_a_readme_row():
+    assert {p.name for p in RUNNABLE} >= {"pretrain.yaml", "vqa2.yaml"}
+    readme = (METER / "README.md").read_text()
+    for path in RUNNABLE:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        assert "shapes" in (raw.get("variants") or {}), path.name
+        assert f"`{path.relative_to(METER).as_posix()}`" in readme, path.name
+
+
+def test_paper_settings_of_the_reference_code():
+    pre, _ = session.prepare(METER / "pretrain.yaml", [])
+    vqa, _ = session.prepare(METER / "vqa2.yaml", [])
+    assert pre["optimizer"] == {"type": "adamw", "lr": 1e-5, "betas": [0.9, 0.98], "eps": 1e-8, "weight_decay": 0.01}
+    assert pre["scheduler"] == {"type": "warmup_linear", "warmup_ratio": 0.1, "end_lr_ratio": 0.0}
+    assert pre["training"]["max_updates"] == 100_000
+    assert pre["training"]["batch_size"] * pre["training"]["grad_accum_steps"] * 8 == 4096
+    assert pre["model"]["type"] == "meter_paper" and pre["datasets"]["coco"]["mlm_probability"] == 0.15
+    assert [g["lr_mult"] for g in pre["training"]["param_groups"]] == [5.0, 5.0]
+    assert [g["lr_mult"] for g in vqa["training"]["param_groups"]] == [50.0, 5.0]
+    assert vqa["optimizer"]["lr"] == 5e-6 and vqa["training"]["max_epochs"] == 10
+    assert vqa["model"]["image_size"] == 576 and vqa["datasets"]["vqa2"]["train_transform"]["rand_augment_ops"] == 2
+    assert vqa["checkpoint"]["init_run"]["config"].endswith("projects/meter/pretrain.yaml")
+    assert vqa["checkpoint"]["init_include"] == ["^(?!heads\\.)"] and vqa["checkpoint"]["init_resize"] == ["pos_embed$"]
+
+
+def test_pretrain_then_vqa_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
+    common = ["model.type=meter_tiny", "training.max_updates=2", "training.batch_size=4", "evaluation.max_batches=1",
+              "evaluation.batch_size=8"]
+    overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", f"env.save_dir={tmp_path / 'vqa'}",
+                 "env.device=cpu", *common, f"checkpoint.init_from={tmp_path / 'pre' / 'checkpoints' / 'last'}",
+                 f"checkpoint.init_run.overrides=[env.save_dir={tmp_path / 'pre'},{','.join(common)}]"]
+    cfg, text = session.prepare(METER / "vqa2.yaml", overrides, variant="shapes")
+    results = session.execute(cfg, text)
+
+    pre_rows = [json.loads(line) for line in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in pre_rows if r["phase"] == "train"]
+    assert max(r["update"] for r in trained) == 2 and {"coco/mlm", "coco/itm"} <= set(trained[-1])
+    evaluated = [r for r in pre_rows if r["phase"] == "val"][-1]
+    assert 0 <= evaluated["coco/itm_accuracy"] <= 1 and 0 <= evaluated["coco/mlm_accuracy"] <= 1
+
+    assert 0 <= results["vqa2/vqa_accuracy"] <= 100
+    rows = [json.loads(line) for line in (tmp_path / "vqa" / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["update"] for r in rows if r["phase"] == "train") == 2
+    log = (tmp_path / "vqa" / "train.log").read_text()
+    assert "parameter groups" in log and "METER parameters" in log
+    # the fine-tuned model started from the pre-trained one: every weight loaded but the VQA head's 6
+    report = log[log.index("INFO init_from"):]
+    assert re.search(r"excluded\s+6\s+not selected by checkpoint.init_include: heads\.vqa_classifier\.", report)
+    from safetensors.torch import load_file
+
+    weights = load_file(next((tmp_path / "vqa" / "checkpoints").glob("update_*/model.safetensors")))
+    assert re.search(rf"loaded\s+{len(weights) - 6}\s", report) and re.search(r"missing\s+0\n", report)
+    assert (tmp_path / "vqa" / "results.md").exists()  # the shapes variant's table beside the baselines
