@@ -33,7 +33,7 @@ from unimm.models.encoders.key_maps import PretrainedFormat, load_pretrained
 from unimm.models.encoders.shared_transformer import init_linear
 from unimm.modules.keys import check_module_key
 from unimm.modules.mlp import GeluClassifier
-from unimm.registry import ENCODERS, LOSSES, MODELS, Part
+from unimm.registry import ENCODERS, LOSSES, MODELS, Part, current_path
 
 from .teachers import FrozenTeacher, TeacherSpec, build_teachers
 
@@ -237,12 +237,7 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], encoder: Any, image_t
     text = ENCODERS.build_part(text_tokenizer, "text_tokenizer", hidden_size=width,
                                vocab_size=vocab_size_of(dataset_info, tasks)) if "text" in modalities else None
     heads = build_heads(tasks, width, head_dropout, head_init_std)
-    if distillation is not None and not isinstance(distillation, Distillation):
-        distillation = LOSSES.build(distillation, path="distillation") if isinstance(distillation, (str, Mapping)) \
-            else distillation
-    if distillation is not None and not isinstance(distillation, Distillation):
-        raise ConfigError("give a distillation loss node, e.g. {type: distillation, alpha: 1.0, temperature: 1.0}",
-                          key="distillation")
+    distillation = distillation_loss(distillation)
     if (distillation is None) != (not teachers):
         raise ConfigError("distillation needs teachers (model.teachers), and teachers need the distillation loss "
                           "(model.distillation); set both or neither", key="distillation" if distillation else "teachers")
@@ -253,6 +248,16 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], encoder: Any, image_t
     model = ViTBERT(tasks, shared, heads, image, text, distillation, taught)
     log_sizes(model)
     return model
+
+
+def distillation_loss(node: Any) -> Distillation | None:
+    """Eq. 7's loss from its node (already built when a config gave it), or None."""
+    if isinstance(node, (str, Mapping)):
+        node = LOSSES.build(node, path=current_path("distillation"))
+    if node is not None and not isinstance(node, Distillation):
+        raise ConfigError("give a distillation loss node, e.g. {type: distillation, alpha: 1.0, temperature: 1.0}",
+                          key="distillation")
+    return node
 
 
 def log_sizes(model: ViTBERT) -> None:

@@ -66,9 +66,6 @@ class FrozenTeacher:
             self.model.eval()
         return self.model(batch)
 
-    def parameters(self) -> list[nn.Parameter]:
-        return list(self.model.parameters())
-
     def __repr__(self) -> str:
         return f"FrozenTeacher({type(self.model).__name__}, datasets={list(self.datasets)}, from {self.source})"
 

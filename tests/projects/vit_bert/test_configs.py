@@ -1,0 +1,164 @@
+"""The ViT-BERT configs say what the paper says, chain their stages, and run end to end at tiny size.
+
+Every YAML of projects/vit_bert is also validated (paper and shapes) by tests/projects/unit/test_configs.py.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.projects.unit.test_configs import resolved
+
+VIT_BERT = REPO / "projects" / "vit_bert"
+RUNNABLE = ["image_teacher", "text_teacher", "pretrain", "finetune_image", "finetune_sst2"]
+DATA = "/benchmark-root"
+
+
+def config(name: str, variant: str | None = None) -> dict:
+    return resolved(VIT_BERT / f"{name}.yaml", variant, (f"env.data_dir={DATA}",))
+
+
+@pytest.mark.parametrize("variant", [None, "shapes"])
+def test_pretraining_mixes_both_datasets_with_kd_and_gm_on_the_shared_encoder(variant):
+    cfg = config("pretrain", variant)
+    training, model = cfg["training"], cfg["model"]
+    assert set(cfg["datasets"]) == {"images", "corpus"}
+    assert set(training["batch_sizes"]) == {"images", "corpus"}
+    if variant is None:
+        assert training["batch_sizes"] == {"images": 4096, "corpus": 512}  # Sec. 4.3
+        assert training["max_updates"] == 1_000_000
+        assert cfg["optimizer"] == {"type": "adamw", "lr": 5e-4, "betas": [0.9, 0.999], "weight_decay": 0.01}
+        assert cfg["scheduler"] == {"type": "polynomial", "warmup_steps": 10_000, "power": 1.0}
+    assert model["distillation"] == {"type": "distillation", "alpha": 1.0, "temperature": 1.0}
+    assert {n: t["datasets"] for n, t in model["teachers"].items()} == {"image": ["images"], "text": ["corpus"]}
+    assert training["step_strategy"] == {"type": "masked_combine", "group_a": ["^corpus/"], "group_b": ["^images/"]}
+    (mask,) = training["optimizer_hooks"]
+    assert (mask["type"], mask["params"], mask["delta"], mask["beta"]) == ("iterative_gradient_mask", r"^encoder\.",
+                                                                           0.1, 0.5)
+    assert mask["every"] == (10_000 if variant is None else 20)
+
+
+def test_the_mask_regex_selects_the_shared_encoder_and_nothing_else():
+    from tests.projects.vit_bert.conftest import build
+
+    pattern = re.compile(config("pretrain")["training"]["optimizer_hooks"][0]["params"])
+    model = build({"type": "vit_bert_tiny"})
+    chosen = {n for n, _ in model.named_parameters() if pattern.search(n)}
+    assert chosen == {f"encoder.{n}" for n, _ in model.encoder.named_parameters()}
+
+
+@pytest.mark.parametrize("variant", [None, "shapes"])
+def test_the_chain_teachers_then_student_then_fine_tuning(variant):
+    image_teacher, text_teacher = config("image_teacher", variant), config("text_teacher", variant)
+    pretrain = config("pretrain", variant)
+    assert set(image_teacher["datasets"]) == {"images"} and set(text_teacher["datasets"]) == {"corpus"}
+    ckpt = pretrain["checkpoint"]
+    # Algorithm 1 line 2: the student starts from the text teacher ("BERT"), which init_run trains first
+    assert ckpt["init_from"] == f"{text_teacher['env']['save_dir']}/checkpoints/last"
+    assert Path(ckpt["init_run"]["config"]) == VIT_BERT / "text_teacher.yaml"
+    assert ckpt["init_include"] == [r"^text_tokenizer\.", r"^encoder\.", r"^heads\.corpus\."]
+    (need,) = ckpt["needs"]  # the image teacher: an independent stage, trained first when absent
+    assert Path(need["config"]) == VIT_BERT / "image_teacher.yaml"
+    assert need["path"] == f"{image_teacher['env']['save_dir']}/checkpoints/last"
+    teachers = pretrain["model"]["teachers"]
+    assert teachers["image"]["checkpoint"] == need["path"] and teachers["text"]["checkpoint"] == ckpt["init_from"]
+    for teacher, stage in ((teachers["image"], image_teacher), (teachers["text"], text_teacher)):
+        assert teacher["model"] == stage["model"]  # the architecture the teacher's run builds
+    for stage in (ckpt["init_run"], need):
+        assert stage.get("variant") == variant
+    for name in ("finetune_image", "finetune_sst2"):
+        fine = config(name, variant)["checkpoint"]
+        assert fine["init_from"] == f"{pretrain['env']['save_dir']}/checkpoints/last"
+        assert Path(fine["init_run"]["config"]) == VIT_BERT / "pretrain.yaml" and fine["init_run"]["variant"] == variant
+        assert not any("heads" in p for p in fine["init_include"])  # supplementary A.2: new heads
+
+
+@pytest.mark.parametrize("variant", [None, "shapes"])
+def test_image_fine_tuning_is_sgd_cosine_clipped_at_a_higher_resolution(variant):
+    cfg, pretrain = config("finetune_image", variant), config("pretrain", variant)
+    assert cfg["model"]["image_size"] > pretrain["model"]["image_size"]
+    if variant is None:
+        assert (pretrain["model"]["image_size"], cfg["model"]["image_size"]) == (224, 384)
+        assert cfg["training"]["batch_size"] == 512
+    assert cfg["checkpoint"]["init_resize"] == [r"^image_tokenizer\.pos_embed$"]
+    assert cfg["optimizer"]["type"] == "sgd" and cfg["optimizer"]["momentum"] == 0.9
+    assert cfg["optimizer"]["weight_decay"] == 0.0 and cfg["training"]["clip_grad_norm"] == 1.0
+    assert cfg["scheduler"]["type"] == "warmup_cosine"
+
+
+def test_glue_fine_tuning_is_adamw_with_polynomial_decay_for_three_epochs():
+    cfg = config("finetune_sst2")
+    assert cfg["optimizer"]["type"] == "adamw" and cfg["optimizer"]["weight_decay"] == 0.01
+    assert cfg["scheduler"]["type"] == "polynomial" and cfg["training"]["max_epochs"] == 3
+
+
+def test_shapes_variants_read_the_benchmark_and_every_run_has_its_own_folder():
+    folders = {}
+    for name in RUNNABLE:
+        for variant in (None, "shapes"):
+            cfg = config(name, variant)
+            folder = cfg["env"]["save_dir"]
+            assert folder not in folders, f"{name} ({variant}) writes to {folder} like {folders[folder]}"
+            folders[folder] = (name, variant)
+            if variant == "shapes":
+                assert cfg["env"]["benchmark"] == {"type": "shapes", "size": "default", "seed": 0}
+                assert cfg["model"]["type"] == "vit_bert_small"
+                paths = [d["data_dir"] for d in cfg["datasets"].values()]
+                assert all(p.startswith(f"{DATA}/shapes/") for p in paths), paths
+
+
+def test_the_readme_lists_every_runnable_config():
+    readme = (VIT_BERT / "README.md").read_text()
+    assert all(f"`{name}.yaml`" in readme for name in RUNNABLE)
+
+
+# ----------------------------------------------------------------------------- the chain at tiny size
+
+def as_list(items: list[str]) -> str:
+    return "[" + ",".join(json.dumps(item) for item in items) + "]"
+
+
+def rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_chain_runs_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
+    """One command: fine-tuning trains ViT-BERT first, which trains its two teachers first (2 updates each)."""
+    from unimm import session
+    from unimm.training.checkpoint import read_weights
+
+    runs = {name: tmp_path / name for name in ("image_teacher", "text_teacher", "pretrain", "finetune")}
+    every_stage = ["vars.model_type=vit_bert_tiny", "vars.image_size=64",  # hidden 32, 2 layers, 2 heads
+                   *(f"vars.{name}_run={folder}" for name, folder in runs.items() if name != "finetune"),
+                   "training.max_updates=2", "training.batch_size=4", "training.batch_sizes={}",
+                   "evaluation.max_batches=1", "evaluation.batch_size=8", "scheduler.warmup_steps=1",
+                   "training.log_every=1"]
+    overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "env.device=cpu",
+                 f"vars.finetune_run={runs['finetune']}", *every_stage,  # the stages pass these on to theirs
+                 "vars.stage_overrides=" + as_list(every_stage + ["vars.stage_overrides=" + as_list(every_stage)])]
+    cfg, text = session.prepare(VIT_BERT / "finetune_image.yaml", overrides, variant="shapes")
+    results = session.execute(cfg, text)
+
+    assert 0 <= results["images/accuracy"] <= 1
+    for name in ("image_teacher", "text_teacher", "pretrain"):
+        assert max(r["update"] for r in rows(runs[name]) if r["phase"] == "train") == 2
+    train = {k for r in rows(runs["pretrain"]) if r["phase"] == "train" for k in r}
+    assert {"corpus/mlm", "corpus/nsp", "images/distillation"} <= train  # every head distilled from its teacher
+    sparsity = [r["mask/sparsity"] for r in rows(runs["pretrain"]) if "mask/sparsity" in r]
+    assert sparsity and sparsity[-1] == pytest.approx(0.1, abs=1e-3)  # one round of delta = 10% at update 0
+    student = read_weights(runs["pretrain"] / "checkpoints" / "last")[1]
+    assert {k.split(".")[0] for k in student} == {"image_tokenizer", "text_tokenizer", "encoder", "heads"}
+    tuned = read_weights(Path(f"{runs['finetune']}_images") / "checkpoints" / "last")[1]
+    assert tuned["image_tokenizer.pos_embed"].shape == (1, 1 + 6 * 6, 32)  # 96 pixels, 16x16 patches
+    assert student["image_tokenizer.pos_embed"].shape == (1, 1 + 4 * 4, 32)  # 64 pixels
+
+    cfg, text = session.prepare(VIT_BERT / "finetune_sst2.yaml", overrides, variant="shapes")
+    results = session.execute(cfg, text)  # the same pre-trained run: found, checked, not trained again
+    assert 0 <= results["sst2/accuracy"] <= 1
+    assert max(r["update"] for r in rows(runs["pretrain"]) if r["phase"] == "train") == 2
+    tuned = read_weights(Path(f"{runs['finetune']}_sst2") / "checkpoints" / "last")[1]
+    assert {k.split(".")[0] for k in tuned} == {"text_tokenizer", "encoder", "heads"}  # a text-only model
