@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         model.train()
         streams = {name: BatchStream(ds, batch_size=t["batch_sizes"].get(name, t["batch_size"]), seed=1, index=i,
                                      num_workers=t["num_workers"]) for i, (name, ds) in enumerate(sets.items())}
-        optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"])
+        optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"], t["no_decay"])
         hooks = [OPTIMIZER_HOOKS.build(node, path=f"training.optimizer_hooks[{i}]", model=model, optimizer=optimizer)
                  for i, node in enumerate(t["optimizer_hooks"])]
         sampler = TASK_SAMPLERS.build(t["sampler"], path="training.sampler",

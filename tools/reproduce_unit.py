@@ -224,13 +224,13 @@ def prepare_run(run: Run, args: argparse.Namespace, out: Path) -> tuple[dict[str
     is cut to a tenth of it (the scheduler refuses a warm-up longer than the run)."""
     from unimm.session import prepare
 
+    from unimm.config import load_config
+
     items = overrides_for(run, args, out)
-    cfg, text = prepare(REPO / run.config, items, variant=VARIANT)
-    warmup = cfg["scheduler"].get("warmup_steps")
+    warmup = load_config(REPO / run.config, items, variant=VARIANT).scheduler.get("warmup_steps")
     if args.updates is not None and isinstance(warmup, int) and warmup > args.updates // 2:
-        cfg, text = prepare(REPO / run.config, [*items, f"scheduler.warmup_steps={args.updates // 10}"],
-                            variant=VARIANT)
-    return cfg, text
+        items.append(f"scheduler.warmup_steps={args.updates // 10}")
+    return prepare(REPO / run.config, items, variant=VARIANT)
 
 
 def print_plan(runs: list[Run], configs: dict[str, dict[str, Any]]) -> None:

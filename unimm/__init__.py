@@ -13,7 +13,7 @@ a clear message, ``unimm._moved``):
   ``DatasetName``, ``MetricKey``, ``EveryDataset``, ``Range`` for builder signatures;
 - ``unimm.models.encoded_sequence.EncodedSequence``, the encoders' output;
 - ``unimm.training.distributed``: ``get_rank``, ``get_world_size``, ``all_gather_object``,
-  ``reduce_dict`` (for metrics that reduce across ranks);
+  ``reduce_dict``; ``unimm.metrics.base.Sums`` (a metric's sums added up over the ranks);
 - ``unimm.data.common``, ``unimm.data.files``: the dataset readers' helpers.
 """
 from unimm import _moved

@@ -51,11 +51,13 @@ def env_value(cfg: Any, key: str) -> Any:
 
 
 def with_plugin_hint(err: ConfigError) -> ConfigError:
-    """``err`` with a hint on its first unknown part name when plugins were loaded (a missing import)."""
+    """``err`` with a hint on its first unknown part name (one without close matches) when plugins were
+    loaded: the plugin may not import the module that registers it."""
     from unimm.plugins import unknown_name_hint
 
     hint = unknown_name_hint()
-    first = next((i for i, (_, text) in enumerate(err.items) if "unknown " in text and " name '" in text), None)
+    first = next((i for i, (_, text) in enumerate(err.items)
+                  if "unknown " in text and " name '" in text and "did you mean" not in text), None)  # not a typo
     if not hint or first is None:
         return err
     items = list(err.items)
@@ -113,8 +115,9 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
         folder = Path(cfg["env"]["save_dir"])
         training = cfg["run_type"] in ("train", "train_val")
         continuing = resumes(cfg)
+        moved = None
         if training and not continuing and dist.is_main_process():
-            set_aside_earlier_run(folder)  # before this run's log and config go there
+            moved = set_aside_earlier_run(folder)  # before this run's log and config go there
         dist.barrier()
         records = "train" if training else cfg["run_type"]  # an evaluation keeps the training run's records
         setup_logging(cfg["env"]["log_level"], folder if dist.is_main_process() else None, f"{records}.log")
@@ -122,6 +125,8 @@ def execute(cfg: dict[str, Any], text: str) -> dict[str, float]:
             atomic_write_text(folder / ("config.yaml" if training else f"config_{records}.yaml"), text)
         log = logging.getLogger("unimm")
         log.info("run folder: %s", folder.resolve())
+        if moved is not None:  # set aside before logging was set up: say it now, in this run's log
+            log.info("the folder held an earlier run: its records were moved to %s", moved)
         if dist.is_main_process():
             prepare_benchmark(cfg)
         dist.barrier()
@@ -138,7 +143,7 @@ def ensure_init_run(cfg: dict[str, Any], stack: tuple[str, ...] = ()) -> None:
 
     A pretraining stage written as a config of its own: the run it describes is trained in
     this process (every rank takes part, as in any run), with this run's ``env.data_dir``,
-    ``env.benchmark`` and ``env.device`` and the stage's own ``overrides``, into the ``env.save_dir`` of its
+    ``env.benchmark``, ``env.device`` and ``env.plugins`` and the stage's own ``overrides``, into the ``env.save_dir`` of its
     config; ``init_from`` must name a checkpoint that run writes (usually
     ``<its save_dir>/checkpoints/last``). An existing ``init_from`` is used as it is, so the
     stage runs once and later runs share it; with ``init_from`` null there is nothing to make
@@ -187,7 +192,8 @@ def make_stage(cfg: dict[str, Any], stage: dict[str, Any], target: Path, key: st
                           "the YAML that sets it, then from the working dir); give the stage's config file")
     env = cfg["env"]
     overrides = [f"env.data_dir={env['data_dir']}", f"env.device={env['device']}",
-                 f"env.benchmark={json.dumps(env['benchmark'])}", *stage["overrides"]]
+                 f"env.benchmark={json.dumps(env['benchmark'])}", f"env.plugins={json.dumps(env['plugins'])}",
+                 *stage["overrides"]]
     sub, text = prepare(config, overrides, variant=stage["variant"])
     folder = Path(sub["env"]["save_dir"])
     if target.exists():
@@ -213,7 +219,7 @@ def make_stage(cfg: dict[str, Any], stage: dict[str, Any], target: Path, key: st
 
 
 # Settings that cannot change the weights a stage made: how it was evaluated, logged, found and loaded.
-_NOT_IN_THE_WEIGHTS = ("evaluation.", "training.log_every", "env.user_dir", "env.log_level",
+_NOT_IN_THE_WEIGHTS = ("evaluation.", "training.log_every", "env.user_dir", "env.plugins", "env.log_level",
                        "checkpoint.trust_unverified")
 
 

@@ -159,3 +159,69 @@ def test_a_variant_extended_by_an_including_file_keeps_its_includes(tmp_path):
     path = write(tmp_path / "derived.yaml", "includes: [base.yaml]\nvariants: {small: {env: {seed: 4}}}\n")
     cfg = load_config(path, variant="small")
     assert (cfg.training.batch_size, cfg.training.max_updates, cfg.env.seed) == (2, 9, 4)
+
+
+def test_a_plain_user_dir_or_plugin_name_becomes_a_list_of_one(tmp_path):
+    cfg = load_config(None, ["env.user_dir=path/to/my_plugin", "env.plugins=my_plugin"])
+    assert list(cfg.env.user_dir) == ["path/to/my_plugin"]  # relative to the working dir, resolved when loaded
+    assert list(cfg.env.plugins) == ["my_plugin"]
+    assert load_config(None, ["env.plugins=none"]).env.plugins == "none"
+    assert list(load_config(None, ["env.user_dir=null"]).env.user_dir) == []
+
+
+def test_a_user_dir_override_validates_as_given_by_the_readme(tmp_path):
+    from unimm.config import validate_config
+
+    with pytest.raises(ConfigError) as err:  # no model, no datasets: but env.user_dir is fine
+        validate_config(load_config(None, ["env.user_dir=path/to/my_plugin"]))
+    assert not [p for p in err.value.problems if "user_dir" in p]
+
+
+def test_tilde_deletes_a_key_of_a_part_node(tmp_path):
+    path = write(tmp_path / "a.yaml", "scheduler: {type: warmup_cosine, warmup_ratio: 0.1}\n")
+    cfg = load_config(path, ["~scheduler.warmup_ratio", "scheduler.warmup_steps=20"])
+    assert dict(cfg.scheduler) == {"type": "warmup_cosine", "warmup_steps": 20}
+
+
+def test_tilde_on_a_key_of_the_defaults_puts_its_default_back(tmp_path):
+    path = write(tmp_path / "a.yaml", "training: {max_updates: 7}\noptimizer: {type: sgd, lr: 0.5}\n")
+    cfg = load_config(path, ["~training.max_updates", "~optimizer"])
+    assert cfg.training.max_updates == 100  # defaults.yaml
+    assert dict(cfg.optimizer) == {"type": "adamw", "lr": 5.0e-05}
+
+
+def test_tilde_deletes_list_elements_and_whole_datasets(tmp_path):
+    path = write(tmp_path / "a.yaml", """\
+        datasets: {a: {type: x}, b: {type: y}}
+        training: {param_groups: [{pattern: p, lr_mult: 0.1}, {pattern: q, lr_mult: 2.0}]}
+        """)
+    cfg = load_config(path, ["~datasets.b", "~training.param_groups[0]"])
+    assert list(cfg.datasets) == ["a"]
+    assert [g.pattern for g in cfg.training.param_groups] == ["q"]
+
+
+def test_tilde_on_a_missing_key_is_an_error_with_close_names(tmp_path):
+    path = write(tmp_path / "a.yaml", "scheduler: {type: warmup_cosine, warmup_ratio: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"no 'scheduler.min_lr_ratio', nothing to delete; scheduler has: "
+                                          r"type, warmup_ratio"):
+        load_config(path, ["~scheduler.min_lr_ratio"])
+    with pytest.raises(ConfigError, match=r"did you mean ~scheduler.warmup_ratio\?"):
+        load_config(path, ["~scheduler.warmup_rati"])
+    with pytest.raises(ConfigError, match=r"no 'nope', nothing to delete"):
+        load_config(path, ["~nope.x"])
+    with pytest.raises(ConfigError, match=r"no 'training.param_groups\[0\]' to delete \(it has 0 elements\)"):
+        load_config(path, ["~training.param_groups[0]"])
+    with pytest.raises(ConfigError, match="a deletion is ~key.path alone, without a value"):
+        load_config(path, ["~scheduler.warmup_ratio=0.1"])
+
+
+def test_a_missing_user_dir_names_the_given_and_the_resolved_path(tmp_path):
+    from unimm.plugins import load_user_dirs
+
+    path = write(tmp_path / "configs" / "a.yaml", "env: {user_dir: ../my_plugin}\n")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as err:
+        load_user_dirs(list(cfg.env.user_dir))
+    text = str(err.value)
+    assert f"folder not found: {(tmp_path / 'my_plugin').resolve()}" in text
+    assert f"given as '../my_plugin' in a config file in {tmp_path / 'configs'}, relative to that file" in text

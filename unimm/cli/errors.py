@@ -31,7 +31,7 @@ def add_where(err: BaseException, text: str) -> None:
 
 def describe(err: BaseException, cfg: Mapping[str, Any] | None = None) -> str:
     """The message for ``err``; ``cfg`` (the run's validated config, when known) names the parts' types."""
-    if isinstance(err, RegistryError) and "unknown " in str(err) and " name '" in str(err):
+    if isinstance(err, RegistryError) and "unknown " in str(err) and "did you mean" not in str(err):
         from unimm.plugins import unknown_name_hint
 
         hint = unknown_name_hint()
@@ -53,7 +53,7 @@ def message(err: BaseException) -> str:
     """The exception's own message; for an error re-raised from a DataLoader worker, its last line."""
     text = str(err)
     if "Original Traceback" in text:
-        lines = [line for line in text.strip().splitlines() if line.strip()]
+        lines = [line for line in text.strip().splitlines() if line.strip() and not line.strip().startswith(WHERE)]
         last = lines[-1].strip()
         prefix = f"{type(err).__name__}: "
         return last[len(prefix):] if last.startswith(prefix) else last
@@ -62,7 +62,11 @@ def message(err: BaseException) -> str:
 
 def located(err: BaseException, cfg: Mapping[str, Any] | None = None) -> str:
     """Where ``err`` happened, as text (empty when it did not happen inside a part)."""
-    notes = [n[len(WHERE):] for n in getattr(err, "__notes__", None) or [] if isinstance(n, str) and n.startswith(WHERE)]
+    notes = [typed_note(n[len(WHERE):], cfg) for n in getattr(err, "__notes__", None) or []
+             if isinstance(n, str) and n.startswith(WHERE)]
+    if "Original Traceback" in str(err):  # notes added in a DataLoader worker arrive in the message's text
+        notes += [typed_note(line.strip()[len(WHERE):], cfg) for line in str(err).splitlines()
+                  if line.strip().startswith(WHERE)]
     frames = list(walk(err.__traceback__))
     places = [*notes]
     sample = dataset_place(frames, cfg)
@@ -71,7 +75,7 @@ def located(err: BaseException, cfg: Mapping[str, Any] | None = None) -> str:
     model = model_place(frames, cfg)
     if model and not sample:
         places.append(model)
-    worker = worker_place(err, frames, cfg) if not sample else ""
+    worker = worker_place(err, frames, cfg) if not (sample or notes) else ""
     if worker:
         places.append(worker)
     line = raising_line(err, frames)
@@ -103,6 +107,22 @@ def part_type(cfg: Mapping[str, Any] | None, *keys: str) -> str:
         node = node.get(key) if isinstance(node, Mapping) else None
     name = node if isinstance(node, str) else node.get("type") if isinstance(node, Mapping) else None
     return f" (type {name})" if name else ""
+
+
+def typed_note(note: str, cfg: Mapping[str, Any] | None) -> str:
+    """``evaluation.metrics.x[1], its update`` -> ``evaluation.metrics.x[1] (type macro_f1), its update``."""
+    path, sep, rest = note.partition(",")
+    keys = [k for k in path.replace("]", "").replace("[", ".").split(".") if k]
+    node: Any = cfg
+    for key in keys:
+        if isinstance(node, Mapping):
+            node = node.get(key)
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            node = None
+    name = node if isinstance(node, str) else node.get("type") if isinstance(node, Mapping) else None
+    return f"{path} (type {name}){sep}{rest}" if name and cfg is not None else note
 
 
 def dataset_place(frames: list[tuple[FrameType, int]], cfg: Mapping[str, Any] | None) -> str:
@@ -160,9 +180,11 @@ def raising_line(err: BaseException, frames: list[tuple[FrameType, int]]) -> str
     """``at <file>:<line> in <function>``: the innermost frame outside Python's and torch's own code."""
     if "Original Traceback" in str(err):  # the worker's traceback, as text
         lines = [line.strip() for line in str(err).splitlines() if line.strip().startswith("File ")]
-        if lines:
-            return "at " + lines[-1].removeprefix("File ").replace('", line ', ":").replace('"', "").replace(", in ", " in ")
-        return ""
+        if not lines:
+            return ""
+        file, _, rest = lines[-1].removeprefix('File "').partition('", line ')
+        return f"at {shown_path(file)}:{rest.replace(', in ', ' in ')}"
+
     torch_dir = os.sep + "torch" + os.sep
     for frame, lineno in reversed(frames):
         path = os.path.realpath(frame.f_code.co_filename)
@@ -170,6 +192,14 @@ def raising_line(err: BaseException, frames: list[tuple[FrameType, int]]) -> str
             continue
         if os.sep + "unimm" + os.sep + "cli" + os.sep in path:
             continue
-        shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
-        return f"at {shown}:{lineno} in {frame.f_code.co_name}"
+        return f"at {shown_path(path)}:{lineno} in {frame.f_code.co_name}"
     return ""
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith("..") else relative

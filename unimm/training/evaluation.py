@@ -91,9 +91,13 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
         ConfigError: no dataset of the run formats predictions (nothing would be written).
     """
     skipped = [name for name, dataset in datasets.items() if not isinstance(dataset, FormatsPredictions)]
-    if skipped and len(skipped) == len(datasets):
+    if not datasets:
+        raise ConfigError("run_type=predict: no dataset is configured; add datasets.<name>.type=<dataset builder>",
+                          rooted=True)
+    if len(skipped) == len(datasets):
         listed = ", ".join(f"datasets.{n} ({type(datasets[n]).__name__})" for n in skipped)
-        raise ConfigError(f"run_type=predict: no dataset of this run writes predictions: {listed} has no "
+        raise ConfigError(f"run_type=predict: no dataset of this run writes predictions: {listed} "
+                          f"{'has' if len(skipped) == 1 else 'have'} no "
                           "format_predictions(batch, output) -> list[dict] (the FormatsPredictions contract in "
                           "unimm/interfaces.py); add that method to the dataset, or use run_type=val for metrics",
                           rooted=True)
@@ -118,6 +122,7 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
         if dist.is_main_process():
             path = folder / "predictions" / f"{name}_{split}.json"
             atomic_write_text(path, json.dumps(rows, sort_keys=True))
+            logger.info("predictions of datasets.%s (%s split): %d rows in %s", name, split, len(rows), path)
             written.append(path)
             if isinstance(dataset, DrawsPredictions):
                 picture = dataset.draw_predictions(rows, path.with_suffix(".png"))

@@ -19,7 +19,9 @@ logger = logging.getLogger("unimm")
 EARLIER = "earlier_runs"
 # What a run writes into its folder (besides files a config names elsewhere).
 RUN_RECORDS = ("config.yaml", "train.log", "metrics.jsonl", "tensorboard", "checkpoints", "curves.png",
-               "predictions", "results.md", "results.json")
+               "predictions", "results.md", "results.json",
+               *(f"config_{kind}.yaml" for kind in ("val", "test", "predict")),
+               *(f"{kind}.log" for kind in ("val", "test", "predict")))
 
 
 def last_checkpoint(cfg: dict[str, Any]) -> Path:

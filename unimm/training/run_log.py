@@ -1,5 +1,6 @@
-"""What a run records: a JSON-lines metrics file, TensorBoard scalars, a progress bar,
-and a PNG plot of losses and metrics written at the end."""
+"""What a run records: a JSON-lines metrics file, TensorBoard scalars, a progress bar, one log
+line per log step (``train.log`` and the console, terminal or not), and a PNG plot of losses
+and metrics written at the end (from the whole run, a resumed one included)."""
 from __future__ import annotations
 
 import json
@@ -18,16 +19,21 @@ class RunLog:
 
     Args:
         folder: the run folder (``metrics.jsonl``, ``tensorboard/``, ``curves.png``).
-        total_updates: for the progress bar's ETA.
+        total_updates: for the progress bar's ETA and the log lines.
         enabled: False on non-main ranks.
         tensorboard: write TensorBoard event files.
+        start_update: the update a resumed run continues from: the rows of ``metrics.jsonl`` up
+            to it are kept (later ones, written by a run killed after its checkpoint, dropped)
+            and ``curves.png`` is drawn from them and this run's rows.
     """
 
     def __init__(self, folder: Path, *, total_updates: int, enabled: bool = True,
                  tensorboard: bool = True, start_update: int = 0) -> None:
         self.folder = folder
         self.enabled = enabled
+        self.total_updates = total_updates
         self.history: list[dict[str, Any]] = []
+        self.loss_keys: dict[str, None] = {}  # every loss key seen by progress(), in order
         self._writer = None
         self._bar = None
         if not enabled:
@@ -62,8 +68,19 @@ class RunLog:
         if self._writer is not None:
             for key, value in values.items():
                 self._writer.add_scalar(f"{phase}/{key}", float(value), update)
+        if phase == "train":
+            self.log_line(train_line(update, self.total_updates, values, self.loss_keys))
+
+    def log_line(self, text: str) -> None:
+        """Log ``text`` at INFO, with the progress bar (on a terminal) cleared around it."""
+        if self._bar is not None:
+            self._bar.clear()
+        logger.info(text)
+        if self._bar is not None:
+            self._bar.refresh()
 
     def progress(self, update: int, losses: Mapping[str, float]) -> None:
+        self.loss_keys.update(dict.fromkeys(losses))
         if self._bar is not None:
             self._bar.n = update
             shown = {k.split("/", 1)[-1] if len(losses) > 3 else k: f"{v:.3f}" for k, v in losses.items()}
@@ -80,6 +97,38 @@ class RunLog:
         self._jsonl.close()
         if self.history:
             plot_curves(self.history, self.folder / "curves.png")
+
+
+SHOWN = 4  # losses written out in a log line; beyond that, their total and the first few groups
+
+
+def train_line(update: int, total: int, values: Mapping[str, float], loss_keys: Mapping[str, Any]) -> str:
+    """One readable line of a training log step: the update, the losses, the learning rate.
+
+    ``values`` are the step's training scalars (``<dataset>/<loss>`` losses averaged since the last
+    line, ``lr``, scalars that hooks report); ``loss_keys`` tells losses from the rest (every key
+    when empty). Up to ``SHOWN`` losses are written as they are; more are summarised as their total,
+    then the first three datasets' sums (or, with one dataset, its first three losses) and a count of
+    the rest, so a line stays short for 8 datasets; every value is in metrics.jsonl.
+    """
+    losses = {k: float(v) for k, v in values.items() if k != "lr" and (not loss_keys or k in loss_keys)}
+    parts = [f"update {update}/{total}"]
+    if len(losses) <= SHOWN:
+        parts += [f"{k} {v:.4g}" for k, v in losses.items()]
+    else:
+        groups: dict[str, float] = {}
+        for key, value in losses.items():
+            dataset = key.split("/", 1)[0]
+            groups[dataset] = groups.get(dataset, 0.0) + value
+        if len(groups) == 1:
+            groups = losses
+        parts.append(f"total {sum(losses.values()):.4g}")
+        parts += [f"{k} {v:.4g}" for k, v in list(groups.items())[:3]]
+        if len(groups) > 3:
+            parts.append(f"(+{len(groups) - 3} more)")
+    if "lr" in values:
+        parts.append(f"lr {float(values['lr']):.3g}")
+    return "  ".join(parts)
 
 
 def kept_rows(path: Path, last_update: int) -> list[dict[str, Any]]:

@@ -70,7 +70,7 @@ class BatchStream:
         own = [order[s + self.rank * self.batch_size: s + (self.rank + 1) * self.batch_size] for s in starts]
         # The loader's own generator: making an iterator must not draw from the global RNG,
         # or a resumed run (which makes its iterator at another time) would drift.
-        loader = DataLoader(self.dataset, batch_sampler=own, collate_fn=self.dataset.collate,
+        loader = DataLoader(NamedSamples(self.dataset), batch_sampler=own, collate_fn=self.dataset.collate,
                             num_workers=self.num_workers, generator=gen)
         return iter(loader)
 
@@ -89,4 +89,28 @@ def eval_batches(dataset: Any, *, batch_size: int, rank: int = 0, world_size: in
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     if max_batches is not None:
         batches = batches[:max_batches]
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=num_workers)
+    return DataLoader(NamedSamples(dataset), batch_sampler=batches, collate_fn=dataset.collate,
+                      num_workers=num_workers)
+
+
+class NamedSamples:
+    """A dataset's samples, with an error in reading one noted with the dataset and the sample index.
+
+    The note survives a DataLoader worker (it travels in the exception's message), so the command
+    line says ``datasets.<name>, sample <i>`` beside the original error, also for plugin datasets.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return self.dataset[index]
+        except Exception as err:
+            from unimm.cli.errors import add_where
+
+            add_where(err, f"datasets.{self.dataset.name}, sample {index}")
+            raise
