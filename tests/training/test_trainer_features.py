@@ -134,3 +134,11 @@ def test_each_dataset_may_have_its_own_batch_size(tmp_path):
         run(tmp_path / "bad", "training.batch_sizes={dotz: 4}")
     with pytest.raises(ConfigError, match=r"training\.batch_sizes\.blobs: 0 must be at least 1"):
         run(tmp_path / "bad", "training.batch_sizes={blobs: 0}")
+
+
+def test_resuming_with_another_max_updates_is_refused_rather_than_stretching_the_schedule(tmp_path):
+    run(tmp_path, "training.max_updates=4")
+    with pytest.raises(ConfigError, match=r"training\.max_updates: the run resumed from .* planned 4 updates, this "
+                                          r"config 8; its learning-rate schedule runs over 4"):
+        run(tmp_path, "training.max_updates=8", "checkpoint.resume=true")
+    run(tmp_path, "training.max_updates=4", "checkpoint.resume=true")  # the same plan: resumes (nothing left to do)

@@ -113,8 +113,15 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     update = 0
     last = folder / "checkpoints" / "last"
     if resumes(cfg):
-        counters = ckpt.restore(ckpt.load_checkpoint(last, cfg["checkpoint"]["trust_unverified"]), model=model,
-                                optimizer=optimizer, scheduler=scheduler, sampler=sampler, hooks=hooks, scaler=scaler)
+        saved = ckpt.load_checkpoint(last, cfg["checkpoint"]["trust_unverified"])
+        planned = saved["counters"].get("max_updates", max_updates)  # absent from checkpoints of older runs
+        if planned != max_updates:
+            raise ConfigError(f"training.max_updates: the run resumed from {last} planned {planned} updates, this config "
+                              f"{max_updates}; its learning-rate schedule runs over {planned} and would be stretched "
+                              f"(the rate would climb again): resume with {planned} updates, or start a new run from "
+                              "its weights with checkpoint.init_from", rooted=True)
+        counters = ckpt.restore(saved, model=model, optimizer=optimizer, scheduler=scheduler, sampler=sampler,
+                                hooks=hooks, scaler=scaler)
         update = int(counters["update"])
         for name, state in counters.get("streams", {}).items():
             streams[name].load_state_dict(state)
@@ -128,7 +135,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
     started = time.time()
 
     def save(is_best: bool = False) -> None:
-        counters = {"update": update, "skipped": skipped,
+        counters = {"update": update, "skipped": skipped, "max_updates": max_updates,
                     "streams": {n: s.state_dict() for n, s in streams.items()}}
         rng_states = dist.all_gather_object(ckpt.rng_state())  # every rank resumes its own RNG
         full = dist.full_state(model, optimizer)  # with FSDP a collective: on every rank
