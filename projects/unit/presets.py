@@ -61,7 +61,6 @@ SMALL = UnitSize(backbone="tiny", dilation=True,
                  decoder_hidden=64, decoder_layers=2, decoder_heads=4, decoder_ffn=128,
                  dropout=0.0, text_init_std=0.2, frozen_batch_norm=False, trainable_stages=5,
                  detection_queries=16, other_queries=4)
-BENCH = SMALL  # the name of this preset before it was registered as unit_small
 
 
 def part_nodes(size: UnitSize, *, keep_only_cls: bool = True, backbone_path: str | None = None,

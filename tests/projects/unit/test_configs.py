@@ -269,13 +269,13 @@ def test_shapes_runs_with_pictures_start_from_the_pretrained_backbone_or_the_coc
 
 
 def test_the_backbone_stage_trains_unit_smalls_trunk_on_visual_genome_cells():
-    from projects.unit.presets import BENCH
+    from projects.unit.presets import SMALL
 
     cfg = resolved(BACKBONE_STAGE, None, (f"env.data_dir={DATA}",))
     model = cfg["model"]
     assert model["type"] == "cell_classifier"
     assert (model["backbone"], model["dilation"], model["frozen_batch_norm"], model["trainable_stages"]) == (
-        BENCH.backbone, BENCH.dilation, BENCH.frozen_batch_norm, BENCH.trainable_stages)
+        SMALL.backbone, SMALL.dilation, SMALL.frozen_batch_norm, SMALL.trainable_stages)
     (name, dataset), = cfg["datasets"].items()
     assert (name, dataset["type"], dataset["data_dir"]) == ("vg", "visual_genome", f"{DATA}/shapes/vg")
     # the trunk sees the pictures at the size the VL tasks show them
