@@ -71,6 +71,22 @@ def test_samples_have_mlm_labels_and_is_next(tmp_path, wordpiece_dir):
     assert len(no_nsp) == 6 and no_nsp[0]["is_next"] == -1 and (no_nsp[0]["token_type_ids"] == 0).all()
 
 
+def test_probability_zero_leaves_clean_ids_and_marks_special_tokens(tmp_path, wordpiece_dir):
+    """MoMo masks by itself: the corpus gives clean ids and where [CLS] / [SEP] are."""
+    (tmp_path / "train.txt").write_text(CORPUS)
+    node = {"type": "text_corpus", "data_dir": str(tmp_path), "mlm_probability": 0.0, "next_sentence": False,
+            "tokenizer": {"type": "bert_tokenizer", "path": str(wordpiece_dir), "max_length": 24}}
+    ds = DATASETS.build(node, split="train", name="corpus")
+    for index in range(len(ds)):
+        sample = ds[index]
+        encoded = ds.tokenizer.encode(ds.pairs[index][0])
+        assert torch.equal(sample["input_ids"], encoded["input_ids"]) and (sample["mlm_labels"] == -100).all()
+        assert torch.equal(sample["special_tokens_mask"], encoded["special_tokens_mask"])
+        assert sample["special_tokens_mask"][0] == 1 and sample["special_tokens_mask"][-1] == 1
+    batch = ds.collate([ds[i] for i in range(4)])
+    assert (batch["special_tokens_mask"][batch["attention_mask"] == 0] == 1).all()  # padding is special too
+
+
 def test_masking_rates(wordpiece_dir):
     from unimm.data.masking import mask_tokens
 

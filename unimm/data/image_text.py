@@ -79,9 +79,14 @@ class ImageTextPairs(Dataset):
 
 def encode_caption(tokenizer: TextTokenizer, text: str, mlm_probability: float,
                    generator: torch.Generator | None = None) -> dict[str, Any]:
-    """``input_ids`` / ``token_type_ids`` ``[T]``, plus ``mlm_labels`` when masking."""
+    """``input_ids`` / ``token_type_ids`` / ``special_tokens_mask`` ``[T]``, plus ``mlm_labels`` when masking.
+
+    ``special_tokens_mask`` (1 on [CLS] / [SEP]) tells a model that masks tokens itself (MoMo) which
+    ones it may hide.
+    """
     encoded = tokenizer.encode(text)
-    out = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"]}
+    out = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
+           "special_tokens_mask": encoded["special_tokens_mask"]}
     if mlm_probability > 0:
         out["input_ids"], out["mlm_labels"] = mask_tokens(
             encoded["input_ids"], encoded["special_tokens_mask"], tokenizer.mask_id, tokenizer.vocab_size,

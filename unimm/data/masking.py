@@ -17,7 +17,8 @@ def mask_tokens(
     """Choose ``probability`` of the non-special tokens to predict.
 
     Of the chosen tokens 80% become ``mask_id``, 10% a random id, 10% stay. At least one
-    token is chosen when any can be, so that every sequence carries a loss.
+    token is chosen when any can be, so that every sequence carries a loss, unless ``probability``
+    is 0: then nothing is chosen (a model that masks by itself, as MoMo, reads clean ids).
 
     Args:
         input_ids: long ``[T]``.
@@ -31,6 +32,8 @@ def mask_tokens(
         corrupted ids ``[T]`` and labels ``[T]``: the original id where chosen, -100 elsewhere.
     """
     candidates = special_tokens_mask == 0
+    if probability == 0:
+        return input_ids.clone(), torch.full_like(input_ids, IGNORE_INDEX)
     chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & candidates
     if not chosen.any() and candidates.any():
         positions = candidates.nonzero().flatten()

@@ -85,7 +85,7 @@ class TextCorpus(Dataset):
                                         self.tokenizer.vocab_size, self.mlm_probability,
                                         sample_generator(self.mask_seed, index))
         return {"input_ids": input_ids, "token_type_ids": encoded["token_type_ids"], "mlm_labels": labels,
-                "is_next": is_next}
+                "is_next": is_next, "special_tokens_mask": encoded["special_tokens_mask"]}
 
     def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return collate_batch(samples, self.name, self.task_type, pad_id=self.tokenizer.pad_id)
@@ -119,7 +119,8 @@ def text_corpus(
         split_files: split -> file name.
         next_sentence: build sentence pairs for NSP; False: one sentence per sample.
         next_probability: share of pairs whose B really follows A.
-        mlm_probability: share of tokens chosen for MLM (80% masked, 10% random, 10% kept).
+        mlm_probability: share of tokens chosen for MLM (80% masked, 10% random, 10% kept); 0: the
+            ids stay clean, for a model that masks by itself (MoMo).
         seed: fixes the pairs; masks are fresh every read for train, fixed for other splits.
         max_samples: keep only the first samples (None: all).
 

@@ -17,7 +17,8 @@ class accuracy:  # noqa: N801 (registered name == builder name)
 
     Args:
         logits_key: output entry with logits ``[B, C]``.
-        target_key: batch entry with labels ``[B]`` (ints; negative labels are ignored).
+        target_key: batch entry with labels ``[B]`` (ints; negative labels are ignored), or an output
+            entry when the batch has none (labels a model makes itself: MoMo's MLM and ITM targets).
         per_class: also report ``recall/<label>``, the accuracy on the samples of each class
             (named by the dataset's ``info()["labels"]``, else by index). It tells a model that
             reads only the text of an entailment task (perfect on "neutral", never right on
@@ -43,7 +44,7 @@ class accuracy:  # noqa: N801 (registered name == builder name)
         self.per_class_counts = torch.zeros(2, len(self.labels), dtype=torch.float64)  # [right; seen] per class
 
     def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
-        labels = batch[self.target_key]
+        labels = batch[self.target_key] if self.target_key in batch else output[self.target_key]
         keep = labels >= 0
         logits = output[self.logits_key]
         pred = logits.argmax(dim=-1)
