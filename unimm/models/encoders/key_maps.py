@@ -73,7 +73,7 @@ from unimm.modules.pos_embed import resize_pos_embed
 
 logger = logging.getLogger("unimm")
 
-PretrainedFormat = Literal["bert", "timm_vit"]
+PretrainedFormat = Literal["bert", "timm_vit", "mae"]
 PART_NAMES = ("image_tokenizer", "text_tokenizer", "encoder")
 PartWeights = dict[str, dict[str, Tensor]]  # part name -> its state-dict key -> tensor
 
@@ -169,7 +169,23 @@ def bert_to_parts(state: Mapping[str, Tensor]) -> tuple[PartWeights, list[str]]:
     return {"text_tokenizer": text, "encoder": encoder}, ignored
 
 
-MAPS = {"bert": bert_to_parts, "timm_vit": timm_vit_to_parts}
+MAE_IGNORED = ("mask_token", "decoder_")
+
+
+def mae_to_parts(state: Mapping[str, Tensor]) -> tuple[PartWeights, list[str]]:
+    """Map an MAE checkpoint (``facebookresearch/mae``'s ``{"model": ...}``, its ``models_mae`` keys).
+
+    MAE's encoder keys are timm's (``cls_token``, ``pos_embed`` (the fixed sin-cos table),
+    ``patch_embed.proj``, ``blocks.<l>``, ``norm``), so they map as ``timm_vit_to_parts``; the
+    pre-training decoder (``mask_token``, ``decoder_*``) is left out on purpose: MoMo gives every stage
+    decoders of its own (Sec. 3.3), and fine-tuning keeps no decoder.
+    """
+    ignored = [key for key in state if key.startswith(MAE_IGNORED)]
+    parts, skipped = timm_vit_to_parts({k: v for k, v in state.items() if not k.startswith(MAE_IGNORED)})
+    return parts, ignored + skipped
+
+
+MAPS = {"bert": bert_to_parts, "timm_vit": timm_vit_to_parts, "mae": mae_to_parts}
 
 
 def read_pretrained(path: str | Path) -> tuple[Path, dict[str, Tensor], dict | None]:
@@ -286,7 +302,7 @@ def load_pretrained(parts: Mapping[str, nn.Module | None], path: str | Path, fmt
     Args:
         parts: ``image_tokenizer`` / ``text_tokenizer`` / ``encoder`` -> the model's module or None.
         path: a local Hugging Face folder (BERT) or weights file (timm ViT).
-        fmt: ``bert`` or ``timm_vit``.
+        fmt: ``bert``, ``timm_vit`` or ``mae``.
 
     Returns:
         The report of ``load_parts`` with ``ignored`` (source keys left out on purpose) and ``source``.

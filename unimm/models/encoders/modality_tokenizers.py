@@ -19,10 +19,14 @@ keeps modality-specific parameters minimal: one linear patch projection, or embe
 
 Both take ``modality_embedding``: a learned vector added to every token of that modality. The paper
 adds none ("it brings no improvement", Sec. 3.1.1), so it is off by default.
+
+``image_tokenizer(positions="sincos")`` holds MAE's fixed 2-D sin-cos table instead of a learned one
+(MoMo's image input, REFERENCE_NOTES 2.1): a parameter that is not trained (``requires_grad=False``,
+as MAE stores its ``pos_embed``), so an MAE checkpoint's table loads into it and counts as MAE counts.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +34,7 @@ from torch import Tensor, nn
 from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
 from unimm.modules.patch_embed import PatchEmbed
+from unimm.modules.pos_embed import sincos_pos_embed_2d
 from unimm.registry import ENCODERS
 
 
@@ -52,10 +57,12 @@ class ImageTokenizer(nn.Module):
         dropout: after the positions are added (ViT's ``pos_drop``; 0.1 in the paper's "all layers").
         modality_embedding: add a learned image-type vector to every token (off: the paper's choice).
         init_std: std of the truncated-normal init of the position table and the [CLS] token.
+        positions: ``learned`` (ViT, ViT-BERT) or ``sincos``, MAE's fixed table (not trained).
     """
 
     def __init__(self, hidden_size: int, image_size: int = 224, patch_size: int = 16, in_channels: int = 3,
-                 dropout: float = 0.1, modality_embedding: bool = False, init_std: float = 0.02) -> None:
+                 dropout: float = 0.1, modality_embedding: bool = False, init_std: float = 0.02,
+                 positions: str = "learned") -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, hidden_size)
@@ -64,8 +71,15 @@ class ImageTokenizer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.patch_embed.num_patches, hidden_size))
         self.modality_embedding = nn.Parameter(torch.zeros(1, 1, hidden_size)) if modality_embedding else None
         self.drop = nn.Dropout(dropout)
-        trunc_normal(self.pos_embed, init_std)
         trunc_normal(self.cls_token, init_std)
+        if positions == "sincos":
+            self.pos_embed.requires_grad_(False)
+            if self.pos_embed.device.type != "meta":
+                self.pos_embed.data.copy_(sincos_pos_embed_2d(hidden_size, self.grid, num_prefix_tokens=1))
+        elif positions == "learned":
+            trunc_normal(self.pos_embed, init_std)
+        else:
+            raise ValueError(f"positions must be 'learned' or 'sincos', got {positions!r}")
 
     def forward(self, image: Tensor) -> Tensor:
         """``image`` ``[B, C, H, W]`` at the table's resolution -> tokens ``[B, 1 + N, D]`` ([CLS] first).
@@ -148,7 +162,8 @@ Positive = Annotated[int, Range(ge=1)]
 @ENCODERS.register()
 def image_tokenizer(hidden_size: Positive, image_size: Positive = 224, patch_size: Positive = 16,
                     in_channels: Positive = 3, dropout: Probability = 0.1, modality_embedding: bool = False,
-                    init_std: Annotated[float, Range(gt=0)] = 0.02) -> ImageTokenizer:
+                    init_std: Annotated[float, Range(gt=0)] = 0.02,
+                    positions: Literal["learned", "sincos"] = "learned") -> ImageTokenizer:
     """ViT-BERT's image tokenizer (Eq. 1): linear patch projection, [CLS], learned positions, dropout.
 
     Args:
@@ -159,10 +174,16 @@ def image_tokenizer(hidden_size: Positive, image_size: Positive = 224, patch_siz
         dropout: after adding the positions.
         modality_embedding: add a learned modality-type vector (the paper adds none).
         init_std: init std of the position table and the [CLS] token.
+        positions: ``learned`` positions, or ``sincos``: MAE's fixed 2-D table (MoMo), not trained;
+            ``hidden_size`` must then be a multiple of 4.
     """
     if image_size % patch_size:
         raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}", key="image_size")
-    return ImageTokenizer(hidden_size, image_size, patch_size, in_channels, dropout, modality_embedding, init_std)
+    if positions == "sincos" and hidden_size % 4:
+        raise ConfigError(f"a sin-cos position table needs hidden_size divisible by 4, got {hidden_size}",
+                          key="positions")
+    return ImageTokenizer(hidden_size, image_size, patch_size, in_channels, dropout, modality_embedding, init_std,
+                          positions)
 
 
 @ENCODERS.register()
