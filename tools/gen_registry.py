@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Every project folder is a plugin; list them here so their parts appear in registry.md.
-PROJECTS = ["quickstart", "unit", "meter", "vit_bert"]
+PROJECTS = ["quickstart", "unit", "meter", "vit_bert", "momo"]
 
 
 def render() -> str:

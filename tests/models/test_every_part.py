@@ -23,7 +23,7 @@ from unimm.registry import REGISTRIES
 
 MODEL_KINDS = ("models", "encoders", "fusions", "decoders", "heads", "losses")
 SHIPPED = ("unimm.", "projects.")  # parts of unimm and of its projects (not the tests' own plugins)
-PROJECTS = ("quickstart", "unit", "meter", "vit_bert")
+PROJECTS = ("quickstart", "unit", "meter", "vit_bert", "momo")
 
 
 @pytest.fixture(scope="module", autouse=True)
