@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import check_project_runs
 from tests.projects.unit.test_configs import resolved
 
 MOMO = REPO / "projects" / "momo"
@@ -70,20 +71,8 @@ def test_each_stage_starts_from_the_previous_and_downstream_from_stage_3(variant
 
 
 def test_shapes_variants_read_the_benchmark_and_every_run_has_its_own_folder():
-    folders = {}
-    for name in RUNNABLE:
-        for variant in (None, "shapes"):
-            cfg = config(name, variant)
-            folder = cfg["env"]["save_dir"]
-            assert folder not in folders, f"{name} ({variant}) writes to {folder} like {folders[folder]}"
-            folders[folder] = (name, variant)
-            if variant == "shapes":
-                assert cfg["env"]["benchmark"] == {"type": "shapes", "size": "default", "seed": 0}
-                assert cfg["model"]["type"] == "momo_small"
-                paths = [d["data_dir"] for d in cfg["datasets"].values()]
-                assert all(p.startswith(f"{DATA}/shapes/") for p in paths), paths
-            else:
-                assert cfg["model"]["type"] == "momo_base"
+    check_project_runs(config, RUNNABLE, "momo_small", DATA)
+    assert all(config(name)["model"]["type"] == "momo_base" for name in RUNNABLE)
 
 
 def test_the_readme_lists_every_runnable_config():
