@@ -41,3 +41,32 @@ def spawn_ranks(fn: Callable, args: tuple, world: int, start_method: str = "spaw
         except mp.ProcessExitedException as error:
             finished = sorted(int(p.name) for p in Path(done_dir).iterdir())
             raise AssertionError(f"{error} (ranks that had passed every check: {finished})") from error
+
+
+def check_project_runs(config: Callable[[str, str | None], dict], names: list[str], model_type: str,
+                       data: str) -> None:
+    """Every runnable file of a project, in its paper setting and its shapes variant, writes to its own
+    folder; the shapes variants read the embedded benchmark under ``data`` and build ``model_type``."""
+    folders: dict[str, tuple[str, str | None]] = {}
+    for name in names:
+        for variant in (None, "shapes"):
+            cfg = config(name, variant)
+            folder = cfg["env"]["save_dir"]
+            assert folder not in folders, f"{name} ({variant}) writes to {folder} like {folders[folder]}"
+            folders[folder] = (name, variant)
+            if variant == "shapes":
+                assert cfg["env"]["benchmark"] == {"type": "shapes", "size": "default", "seed": 0}
+                assert cfg["model"]["type"] == model_type
+                paths = [d["data_dir"] for d in cfg["datasets"].values()]
+                assert all(p.startswith(f"{data}/shapes/") for p in paths), paths
+
+
+def load_tool(path: Path):
+    """Import a script of tools/ as a module (registered in sys.modules while its dataclasses are made)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,12 +1,13 @@
 """tools/reproduce_unit.py: its plan, its paper tables, and one tiny run written into a README."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[3]
 README = REPO / "projects" / "unit" / "README.md"
@@ -14,12 +15,9 @@ README = REPO / "projects" / "unit" / "README.md"
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("reproduce_unit", REPO / "tools" / "reproduce_unit.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
-    spec.loader.exec_module(module)
+    module = load_tool(REPO / "tools" / "reproduce_unit.py")
     yield module
-    sys.modules.pop(spec.name, None)
+    sys.modules.pop(module.__name__, None)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import check_project_runs
 from tests.projects.unit.test_configs import resolved
 
 VIT_BERT = REPO / "projects" / "vit_bert"
@@ -97,18 +98,7 @@ def test_glue_fine_tuning_is_adamw_with_polynomial_decay_for_three_epochs():
 
 
 def test_shapes_variants_read_the_benchmark_and_every_run_has_its_own_folder():
-    folders = {}
-    for name in RUNNABLE:
-        for variant in (None, "shapes"):
-            cfg = config(name, variant)
-            folder = cfg["env"]["save_dir"]
-            assert folder not in folders, f"{name} ({variant}) writes to {folder} like {folders[folder]}"
-            folders[folder] = (name, variant)
-            if variant == "shapes":
-                assert cfg["env"]["benchmark"] == {"type": "shapes", "size": "default", "seed": 0}
-                assert cfg["model"]["type"] == "vit_bert_small"
-                paths = [d["data_dir"] for d in cfg["datasets"].values()]
-                assert all(p.startswith(f"{DATA}/shapes/") for p in paths), paths
+    check_project_runs(config, RUNNABLE, "vit_bert_small", DATA)
 
 
 def test_the_readme_lists_every_runnable_config():
