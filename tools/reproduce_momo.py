@@ -1,7 +1,7 @@
 """Run MoMo's chain on the embedded shapes benchmark and set its results beside the paper's and the baselines.
 
-    python tools/reproduce_momo.py main         # stages 1 -> 2 -> 3, then SST-2, linear evaluation, zero-shot
-                                                # retrieval: the project's main command (minutes on 2 CPU cores)
+    python tools/reproduce_momo.py main         # stages 1 -> 2 -> 3, then SST-2, linear evaluation, VQAv2,
+                                                # zero-shot retrieval: the project's main command (minutes on 2 CPU cores)
     python tools/reproduce_momo.py table4       # the three downstream tasks after each stage, and from random init
     python tools/reproduce_momo.py ablations    # Table 5 (stages 2 + 3 combined) and Table 6's four ablations
     python tools/reproduce_momo.py all --seeds 1 2 3
@@ -11,7 +11,7 @@ Every run is a ``projects/momo`` config with ``variant=shapes``, carried out in 
 ``unimm.session.prepare`` / ``execute`` in its own folder under ``--out`` (one tree per seed); a run
 whose checkpoint is already there is reused, not trained again. The downstream tasks are the
 paper's (Table 2-4) on the benchmark: GLUE SST-2 fine-tuning (accuracy), linear evaluation on the
-image folder (top-1 accuracy; the paper's ImageNet "LE") and zero-shot COCO retrieval (the mean of
+image folder (top-1 accuracy; the paper's ImageNet "LE"), VQAv2 fine-tuning (VQA score) and zero-shot COCO retrieval (the mean of
 R@1 and R@5 both ways, Table 2's "average recall at top-1/5"). The tables (mean and the spread over
 seeds) go to ``<out>/<command>.md`` and ``.json`` and are printed. Speed is reported, never asserted.
 """
@@ -39,14 +39,17 @@ VARIANT = "shapes"
 TASKS = {
     "sst2": ("finetune_sst2.yaml", "sst2/accuracy", "sst2", (80.1, 89.4, 89.6)),
     "linear_eval": ("linear_eval.yaml", "images/accuracy", "imagefolder", (66.9, 52.9, 75.7)),
+    "vqa2": ("finetune_vqa2.yaml", "vqa2/vqa_accuracy", "vqa2", (56.7, 57.1, 71.2)),
     "retrieval": ("zero_shot_retrieval.yaml", "coco_retrieval/ir_tr_r1_r5_mean", "retrieval_coco",
                   (None, None, 64.0)),
 }
 # What a downstream run keeps of a pre-trained one (the encoder side its inputs need).
 KEEP = {"sst2": [r"^text_tokenizer\.", r"^encoder\."], "linear_eval": [r"^image_tokenizer\.", r"^encoder\."],
+        "vqa2": [r"^image_tokenizer\.", r"^text_tokenizer\.", r"^encoder\."],
         "retrieval": [r"^image_tokenizer\.", r"^text_tokenizer\.", r"^encoder\.", r"^image_projection\.",
                       r"^text_projection\."]}
 TASK_LABELS = {"sst2": "SST-2 (FT, accuracy)", "linear_eval": "image folder (LE, accuracy)",
+               "vqa2": "VQAv2 (FT, VQA score)",
                "retrieval": "COCO zero-shot (R@1/5 mean)"}
 
 # Table 5 and 6: ablation run -> (config, the chain level it starts from + 1, whether it trains the contrastive
@@ -57,11 +60,11 @@ ABLATIONS = {
     "stage2_shared_decoder": ("ablations/stage2_shared_decoder.yaml", 2, False, "Table 6: stage 2, shared decoder",
                               {"linear_eval": -1.1, "sst2": 0.0}),
     "stage3_pairs_only": ("ablations/stage3_pairs_only.yaml", 3, True, "Table 6: stage 3 without text",
-                          {"linear_eval": -2.1, "sst2": -1.1, "retrieval": +2.6}),
+                          {"linear_eval": -2.1, "sst2": -1.1, "vqa2": +0.3, "retrieval": +2.6}),
     "stage3_alternating": ("ablations/stage3_alternating.yaml", 3, True, "Table 6: without CMGA (alternating)",
-                           {"linear_eval": -0.3, "sst2": -1.6, "retrieval": -1.3}),
+                           {"linear_eval": -0.3, "sst2": -1.6, "vqa2": -0.9, "retrieval": -1.3}),
     "stages23_combined": ("ablations/stages23_combined.yaml", 2, True, "Table 5: stages 2 and 3 combined",
-                          {"linear_eval": +1.5, "sst2": -1.8, "retrieval": +1.4}),
+                          {"linear_eval": +1.5, "sst2": -1.8, "vqa2": +1.4, "retrieval": +1.4}),
 }
 
 
@@ -165,7 +168,7 @@ def table4_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
     """Table 4: every downstream task after each stage (retrieval after stage 3 only, as the paper)."""
     rows = main_rows(runner)
     for stage in (1, 2):
-        for task in ("sst2", "linear_eval"):
+        for task in ("sst2", "linear_eval", "vqa2"):
             rows[task][f"stage {stage}"] = runner.downstream(task, runner.stage_run(stage), f"{task}_after_stage{stage}")
     return rows
 
@@ -174,7 +177,7 @@ def ablation_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
     """Tables 5 and 6: each ablated stage, then the downstream tasks from it, beside the default run."""
     rows = main_rows(runner)
     runner.stage(2)
-    for task in ("sst2", "linear_eval"):
+    for task in ("sst2", "linear_eval", "vqa2"):
         rows[task]["stage 2"] = runner.downstream(task, runner.stage_run(2), f"{task}_after_stage2")
     for name, (config, level, contrastive, _, _) in ABLATIONS.items():
         runner.run(name, config, [], level=level)
@@ -217,7 +220,7 @@ def baselines_of(data_dir: Path) -> dict[str, str]:
             shown[task] = f"chance {100 * mean:.1f}"
         else:
             parts = {"chance": entry["chance"], "majority": entry["majority"]["accuracy"]}
-            parts.update({k: v for k, v in entry.items() if k in ("bag_of_words",)})
+            parts.update({k: v for k, v in entry.items() if k in ("bag_of_words", "question_only_prior")})
             shown[task] = ", ".join(f"{k} {100 * v:.1f}" for k, v in parts.items())
     return shown
 

@@ -14,7 +14,9 @@ from tests.helpers import check_project_runs
 from tests.projects.unit.test_configs import resolved
 
 MOMO = REPO / "projects" / "momo"
-RUNNABLE = ["stage1", "stage2", "stage3", "finetune_sst2", "finetune_qqp", "linear_eval", "zero_shot_retrieval"]
+RUNNABLE = ["stage1", "stage2", "stage3", "finetune_sst2", "finetune_qqp", "finetune_rte", "finetune_mnli",
+            "finetune_qnli", "finetune_vqa2", "linear_eval", "zero_shot_retrieval"]
+PAPER_ONLY = ["finetune_mrpc", "finetune_stsb"]  # the benchmark has no MRPC or STS-B
 DATA = "/benchmark-root"
 ENCODER_SIDE = [r"^image_tokenizer\.", r"^text_tokenizer\.", r"^encoder\."]
 
@@ -57,8 +59,9 @@ def test_each_stage_starts_from_the_previous_and_downstream_from_stage_3(variant
         assert not any("decoders" in p for p in ckpt["init_include"])  # every stage has decoders of its own
     assert config("stage2", variant)["checkpoint"]["init_include"] == [r"^image_tokenizer\.", r"^encoder\."]
     assert config("stage3", variant)["checkpoint"]["init_include"] == ENCODER_SIDE
-    kept = {"finetune_sst2": [r"^text_tokenizer\.", r"^encoder\."],  # Sec. 3.3: the decoders are discarded
-            "finetune_qqp": [r"^text_tokenizer\.", r"^encoder\."],
+    text = [r"^text_tokenizer\.", r"^encoder\."]  # Sec. 3.3: the decoders are discarded
+    kept = {**{f"finetune_{task}": text for task in ("sst2", "qqp", "rte", "mnli", "qnli")},
+            "finetune_vqa2": ENCODER_SIDE,
             "linear_eval": [r"^image_tokenizer\.", r"^encoder\."],
             "zero_shot_retrieval": ENCODER_SIDE + [r"^image_projection\.", r"^text_projection\."]}
     for name, include in kept.items():
@@ -77,7 +80,17 @@ def test_shapes_variants_read_the_benchmark_and_every_run_has_its_own_folder():
 
 def test_the_readme_lists_every_runnable_config():
     readme = (MOMO / "README.md").read_text()
-    assert all(f"`{name}.yaml`" in readme for name in RUNNABLE)
+    missing = [name for name in RUNNABLE + PAPER_ONLY if f"`{name}.yaml`" not in readme]
+    assert not missing
+
+
+def test_glue_and_vqa_report_the_papers_metrics():
+    metrics = {name: config(name)["evaluation"]["metrics"] for name in PAPER_ONLY + ["finetune_qqp", "finetune_vqa2"]}
+    assert metrics["finetune_mrpc"] == {"mrpc": ["f1"]} and metrics["finetune_qqp"] == {"qqp": ["f1"]}
+    assert metrics["finetune_stsb"] == {"stsb": ["correlation"]}  # Pearson / Spearman (Table 2)
+    assert metrics["finetune_vqa2"] == {"vqa2": [{"type": "vqa_accuracy", "per_answer_type": True}]}
+    for name in PAPER_ONLY:
+        assert config(name)["checkpoint"]["init_include"] == [r"^text_tokenizer\.", r"^encoder\."]
 
 
 # ----------------------------------------------------------------------------- the chain at tiny size

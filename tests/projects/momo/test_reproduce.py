@@ -40,13 +40,14 @@ def test_the_table_gives_mean_and_spread_over_seeds_beside_paper_and_baselines(t
     assert table["sst2"]["stage 3"] == pytest.approx((85.0, 7.0711, 2), abs=1e-4)
     assert table["retrieval"]["stage 3"] == (5.0, 0.0, 1)  # a missing value is left out, not zero
     text = tool.render("main", table, {"sst2": "chance 50.0", "linear_eval": "chance 16.7",
-                                       "retrieval": "chance 1.5"}, [1, 2])
+                                       "vqa2": "chance 4.6", "retrieval": "chance 1.5"}, [1, 2])
     assert "| SST-2 (FT, accuracy) | 80.1 / 89.4 / 89.6 | 85.0 ± 7.1 | 96.0 ± 1.4 | chance 50.0 |" in text
     assert "| COCO zero-shot (R@1/5 mean) | - / - / 64.0 | 5.0 | - | chance 1.5 |" in text
 
 
 def test_baselines_come_from_the_benchmarks_file(tool, tiny_benchmark):
     shown = tool.baselines_of(tiny_benchmark)
-    assert set(shown) == {"sst2", "linear_eval", "retrieval"}
+    assert set(shown) == {"sst2", "linear_eval", "vqa2", "retrieval"}
+    assert "question_only_prior" in shown["vqa2"]
     assert shown["sst2"].startswith("chance 50.0, majority ") and "bag_of_words" in shown["sst2"]
     assert shown["retrieval"].startswith("chance ")
