@@ -4,9 +4,10 @@
     python tools/bench_step.py config=... --updates 60 --warmup 10 --threads 1
 
 Builds the run's datasets, model, optimizer, sampler and hooks as the trainer does, then times
-``--updates`` updates (after ``--warmup``) split into: data (the next batch), forward (of which the
-Hungarian matcher and the set criterion, timed by module hooks), backward, hooks (optimizer hooks'
-``before_step``), clipping and the optimizer step. The FLOPs of one forward + backward per dataset
+``--updates`` updates (after ``--warmup``), one batch of the drawn dataset each whatever the step
+strategy (an ``accumulate`` update of the run costs the sum over its datasets), split into: data
+(the next batch), forward (of which the Hungarian matcher and the set criterion, timed by module
+hooks), backward, hooks (optimizer hooks' ``before_step``), clipping and the optimizer step. The FLOPs of one forward + backward per dataset
 are counted with ``torch.utils.flop_counter`` and weighted by the sampler's draws, giving GFLOP/s
 and the fraction of an fp32 matmul peak measured in the same process. Nothing is written.
 """
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     gflop = sum(flops[n] * k for n, k in drawn.items()) / 1e9
     print(f"{done} updates, {1000 * total / done:.1f} ms an update (median {1000 * statistics.median(per_update):.1f}); "
           f"torch threads {torch.get_num_threads()}")
+    strategy = t["step_strategy"]["type"] if isinstance(t["step_strategy"], dict) else t["step_strategy"]
+    if strategy != "sampled":
+        print(f"  (step strategy {strategy}: each update timed here is one batch of the dataset the sampler draws; "
+              "the run's update takes a batch of every dataset, so it costs the sum of theirs)")
     for phase in ("data", "forward", "matcher", "criterion", "backward", "hooks", "clipping", "optimizer"):
         spent = sum(timer.totals.get(phase, []))
         note = " (within forward)" if phase in ("matcher", "criterion") else ""
