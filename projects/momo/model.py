@@ -273,14 +273,18 @@ class MoMo(nn.Module):
 
     def masked_text_loss(self, batch: Mapping[str, Any], decoder: MaskedDecoder, ratio: float,
                          noise: Tensor | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Eq. 2 on a text batch: hidden tokens removed from the encoder, predicted by the decoder."""
+        """Eq. 2 on a text batch: hidden tokens removed from the encoder, predicted by the decoder.
+
+        Returns ``mlm_logits`` ``[n, V]`` and ``mlm_targets`` ``[n]`` (the hidden ids, row-major: named
+        apart from a dataset's own ``mlm_labels``) and ``{"mlm": loss}``.
+        """
         tokens, valid = self.text_tokens(batch)
         hidden = choose_hidden(self.text_candidates(batch, valid), ratio, noise, self.generator(tokens.device))
         encoded, kept = self.encode_visible(tokens, valid & ~hidden)
         (states,) = decoder(encoded, kept, [("text", tokens.shape[1])], padding=~valid)
         labels = batch["input_ids"][hidden]  # [n]
         logits, loss = decoder.text_head(states[hidden], labels)  # [n, V]
-        return {"mlm_logits": logits, "mlm_labels": labels}, {"mlm": loss["mlm"]}
+        return {"mlm_logits": logits, "mlm_targets": labels}, {"mlm": loss["mlm"]}
 
     def cross_modal_loss(self, batch: Mapping[str, Any], decoder: MaskedDecoder, image: Tensor, text: Tensor,
                          valid: Tensor) -> dict[str, Tensor]:
@@ -316,7 +320,7 @@ class MoMo(nn.Module):
         """ITM on [pairs; image with a hard negative text; text with a hard negative image] (ALBEF).
 
         Returns:
-            ``itm_logits`` ``[P, 2]``, ``itm_labels`` ``[P]`` (1: matched) and ``{"itm": CE}``; rows whose
+            ``itm_logits`` ``[P, 2]``, ``itm_targets`` ``[P]`` (1: matched) and ``{"itm": CE}``; rows whose
             batch holds no other image get no negative (``hard_negatives``).
         """
         assert self.itm_head is not None and self.contrastive is not None
@@ -365,7 +369,7 @@ class MoMo(nn.Module):
                 outputs.update(image_embeds=image_embeds, text_embeds=text_embeds)
                 if "itm" in objectives:
                     logits, labels, found = self.matching_loss(batch, image, text, valid, image_embeds, text_embeds)
-                    outputs.update(itm_logits=logits, itm_labels=labels)
+                    outputs.update(itm_logits=logits, itm_targets=labels)
                     losses.update(found)
         return outputs, losses
 

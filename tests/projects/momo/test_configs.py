@@ -134,6 +134,10 @@ def test_the_three_stage_chain_runs_at_tiny_size(tiny_benchmark: Path, tmp_path:
         assert losses <= set(train[-1]), (name, train[-1])
         evaluated = [r for r in rows(runs[name]) if r["phase"] == "val"]
         assert losses <= set(evaluated[-1])  # validation losses on fixed masks
+    for name, metrics in {"stage2": {"corpus/mlm_accuracy"}, "stage3": {"corpus/mlm_accuracy", "pairs/itm_accuracy"}
+                          }.items():
+        final = [r for r in rows(runs[name]) if r["phase"] == "val"][-1]
+        assert metrics <= set(final) and all(0 <= final[m] <= 1 for m in metrics)
     stage = {name: read_weights(folder / "checkpoints" / "last")[1] for name, folder in runs.items()}
     assert {k.split(".")[0] for k in stage["stage1"]} == {"image_tokenizer", "encoder", "decoders"}
     assert {k.split(".")[1] for k in stage["stage3"] if k.startswith("decoders.")} == {"text", "multimodal"}

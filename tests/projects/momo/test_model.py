@@ -66,9 +66,9 @@ def test_mlm_removes_hidden_words_and_scores_only_them():
     out = model(batch)
     # candidates 10, 7, 3 -> hidden 10 - 8, 7 - 5, 3 - 2 = 2, 2, 1; visible 12 - 2, 9 - 2, 5 - 1
     assert (~seen[0]).sum(dim=1).tolist() == [10, 7, 4]
-    assert out["mlm_logits"].shape == (5, VOCAB) and out["mlm_labels"].shape == (5,)
-    assert not (out["mlm_labels"] <= 2).any()  # never [PAD] 0, [CLS] 1, [SEP] 2
-    expected = torch.nn.functional.cross_entropy(out["mlm_logits"], out["mlm_labels"])
+    assert out["mlm_logits"].shape == (5, VOCAB) and out["mlm_targets"].shape == (5,)
+    assert not (out["mlm_targets"] <= 2).any()  # never [PAD] 0, [CLS] 1, [SEP] 2
+    expected = torch.nn.functional.cross_entropy(out["mlm_logits"], out["mlm_targets"])
     torch.testing.assert_close(out["losses"]["corpus/mlm"], expected)
     changed = dict(batch, input_ids=batch["input_ids"].clone())
     visible_logits = model(changed)["mlm_logits"]
@@ -87,12 +87,12 @@ def test_pairs_train_cmm_contrastive_and_itm_with_hard_negatives():
     model = build(("pairs",)).eval()
     out = model(pair_batch(image_index=(0, 0, 1)))  # rows 0 and 1 show the same image
     assert set(out["losses"]) == {"pairs/cmm_image", "pairs/cmm_text", "pairs/contrastive", "pairs/itm"}
-    labels = out["itm_labels"]
+    labels = out["itm_targets"]
     assert labels[:3].tolist() == [1, 1, 1] and (labels[3:] == 0).all() and len(labels) == 3 + 3 + 3
     # a negative never shows the image of its pair: with two images, 0/1's negative is image 1 (row 2)
     assert out["image_embeds"].shape == out["text_embeds"].shape == (3, 32)
     all_same = model(pair_batch(image_index=(4, 4, 4)))
-    assert all_same["itm_labels"].tolist() == [1, 1, 1]  # no other image: no negative, no crash
+    assert all_same["itm_targets"].tolist() == [1, 1, 1]  # no other image: no negative, no crash
     for value in out["losses"].values():
         assert torch.isfinite(value)
 
