@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.utils.data import DataLoader
 
+from unimm.config.errors import ConfigError
+
 
 class BatchStream:
     """The next batch of one dataset, forever; ``state_dict`` records the position.
@@ -39,9 +41,11 @@ class BatchStream:
         self.position = 0  # global samples consumed in this epoch
         self._iterator: Iterator[dict] | None = None
         if self.global_batch > len(dataset):
-            raise ValueError(
-                f"dataset '{getattr(dataset, 'name', '?')}' has {len(dataset)} samples, fewer than one "
-                f"global batch ({self.global_batch}); lower training.batch_size (or training.batch_sizes.<dataset>)")
+            name = getattr(dataset, "name", "?")
+            raise ConfigError(
+                f"dataset '{name}' has {len(dataset)} samples, fewer than one global batch ({self.global_batch} = "
+                f"{batch_size} per process x {world_size}); lower training.batch_size or set "
+                f"training.batch_sizes.{name}", key="training.batch_sizes", rooted=True)
 
     @property
     def global_batch(self) -> int:
