@@ -8,7 +8,7 @@ task type                     datasets
 ============================= ==========================================================
 ``detection``                 coco_detection, visual_genome
 ``vqa``                       vqa2, visual_genome_qa
-``classification``            snli_ve, nlvr2 (image(s) + text), image_folder (image)
+``classification``            snli_ve, nlvr2 (image(s) + text), image_folder, cifar (image)
 ``text_classification``       glue (all tasks but STS-B)
 ``text_regression``           glue STS-B
 ``image_text``                coco_captions
@@ -20,6 +20,7 @@ task type                     datasets
 The synthetic benchmark generator lives in ``unimm.benchmark.shapes``; it is not imported here.
 """
 from unimm.data import (  # noqa: F401  (each import registers its parts)
+    cifar,
     coco_captions,
     coco_detection,
     combined,
