@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
+sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
+from reproduction import Runs, accuracy_baselines, fmt, has_weights, passed_on, summarise  # noqa: E402
 from unimm.utils.fileio import atomic_write_text  # noqa: E402
 
 MOMO = REPO / "projects" / "momo"
@@ -69,18 +68,8 @@ ABLATIONS = {
 
 
 @dataclass
-class Runner:
-    """Runs configs of projects/momo under one folder per seed and notes what each took."""
-
-    out: Path
-    data_dir: Path
-    seed: int
-    dry_run: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def root(self) -> Path:
-        return self.out / f"seed{self.seed}"
+class Runner(Runs):
+    """MoMo's runs of one seed: the chain's stage folders and what each run passes down the chain."""
 
     def stage_run(self, stage: int) -> Path:
         return self.root / f"stage{stage}"
@@ -94,36 +83,12 @@ class Runner:
         """
         every = [f"env.seed={self.seed}", *(f"vars.stage{i}_run={self.stage_run(i)}" for i in (1, 2, 3))]
         chain = ["vars.stage_overrides=" + passed_on(every, depth=level - 1)] if level > 1 else []
-        return [f"env.data_dir={self.data_dir}", *every, *chain]
-
-    def run(self, name: str, config: str, overrides: list[str], level: int = 0) -> dict[str, float]:
-        """Run ``config`` into ``<root>/<name>`` (reused when its metrics are there); its final metrics.
-
-        ``level``: the stage the run is or replaces (its earlier stages are trained first when
-        absent); 0 for a downstream run, which names its checkpoint itself.
-        """
-        from unimm import session
-
-        folder = self.root / name
-        record = folder / "reproduce.json"
-        if record.is_file():
-            return json.loads(record.read_text())["metrics"]
-        cfg, text = session.prepare(MOMO / config, [*self.chain_overrides(level), f"env.save_dir={folder}", *overrides],
-                                    variant=VARIANT)
-        if self.dry_run:
-            print(f"ok  {name}: {config} -> {folder}")
-            return {}
-        start = time.perf_counter()
-        metrics = session.execute(cfg, text)
-        took = time.perf_counter() - start
-        self.timings[name] = took
-        atomic_write_text(record, json.dumps({"config": config, "seconds": took, "metrics": metrics}, indent=1) + "\n")
-        return metrics
+        return [*every, *chain]
 
     def stage(self, stage: int) -> None:
         """Train stages 1 .. ``stage`` (reused when present): ``stage`` trains the earlier ones first."""
         if not (self.stage_run(stage) / "checkpoints" / "last").exists() or self.dry_run:
-            self.run(f"stage{stage}", f"stage{stage}.yaml", [], level=stage)
+            self.run(f"stage{stage}", f"stage{stage}.yaml", self.chain_overrides(stage))
 
     def downstream(self, task: str, source: Path | None, name: str) -> float | None:
         """``task`` fine-tuned / probed / evaluated from ``source``'s checkpoint (None: random init)."""
@@ -134,23 +99,7 @@ class Runner:
         else:
             keep = [k for k in KEEP[task] if self.dry_run or has_weights(source, k)]
             init += [f"checkpoint.init_from={source}/checkpoints/last", f"checkpoint.init_include={json.dumps(keep)}"]
-        return self.run(name, config, init).get(key)
-
-
-def passed_on(overrides: list[str], depth: int) -> str:
-    """What a stage passes to its own earlier stage, ``depth`` stages down the chain."""
-    inner = overrides if depth == 1 else overrides + ["vars.stage_overrides=" + passed_on(overrides, depth - 1)]
-    return "[" + ",".join(json.dumps(item) for item in inner) + "]"
-
-
-def has_weights(run: Path, pattern: str) -> bool:
-    """Whether the run's last checkpoint holds a weight matching ``pattern`` (stage 1 has no text tokenizer)."""
-    import re
-
-    from unimm.training.checkpoint import read_weights
-
-    _, weights = read_weights(run / "checkpoints" / "last")
-    return any(re.search(pattern, key) for key in weights)
+        return self.run(name, config, [*self.chain_overrides(0), *init]).get(key)
 
 
 def main_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
@@ -180,31 +129,12 @@ def ablation_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
     for task in ("sst2", "linear_eval", "vqa2"):
         rows[task]["stage 2"] = runner.downstream(task, runner.stage_run(2), f"{task}_after_stage2")
     for name, (config, level, contrastive, _, _) in ABLATIONS.items():
-        runner.run(name, config, [], level=level)
+        runner.run(name, config, runner.chain_overrides(level))
         for task in TASKS:
             if task == "retrieval" and not contrastive:
                 continue
             rows[task][name] = runner.downstream(task, runner.root / name, f"{task}_after_{name}")
     return rows
-
-
-def summarise(per_seed: list[dict[str, dict[str, float | None]]]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """task -> column -> (mean, standard deviation over seeds, seeds), in percent."""
-    out: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for task in per_seed[0]:
-        for column in per_seed[0][task]:
-            values = [100 * r[task][column] for r in per_seed if r[task].get(column) is not None]
-            if values:
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                out.setdefault(task, {})[column] = (statistics.fmean(values), spread, len(values))
-    return out
-
-
-def fmt(value: tuple[float, float, int] | None) -> str:
-    if value is None:
-        return "-"
-    mean, spread, n = value
-    return f"{mean:.1f}" + (f" ± {spread:.1f}" if n > 1 else "")
 
 
 def baselines_of(data_dir: Path) -> dict[str, str]:
@@ -219,17 +149,16 @@ def baselines_of(data_dir: Path) -> dict[str, str]:
                     + chance["text_to_image"]["r5"]) / 4
             shown[task] = f"chance {100 * mean:.1f}"
         else:
-            parts = {"chance": entry["chance"], "majority": entry["majority"]["accuracy"]}
-            parts.update({k: v for k, v in entry.items() if k in ("bag_of_words", "question_only_prior")})
-            shown[task] = ", ".join(f"{k} {100 * v:.1f}" for k, v in parts.items())
+            shown[task] = accuracy_baselines(entry)
     return shown
 
 
 def render(command: str, table: dict[str, dict[str, tuple[float, float, int]]], baselines: dict[str, str],
            seeds: list[int]) -> str:
     columns = list(dict.fromkeys(c for task in table.values() for c in task))
-    lines = [f"MoMo on the shapes benchmark, `python tools/reproduce_momo.py {command}`, seeds {seeds} "
-             "(mean ± standard deviation over seeds, %)", "",
+    title = (f"MoMo on the shapes benchmark, `python tools/reproduce_momo.py {command}`, seeds {seeds} "
+             "(mean ± standard deviation over seeds, %)")
+    lines = [title, "",
              "| task | paper (MoMo, stage 1 / 2 / 3) | " + " | ".join(columns) + " | baselines |",
              "|---" * (len(columns) + 3) + "|"]
     for task, values in table.items():
@@ -260,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = list(COMMANDS) if args.command == "all" else [args.command]
     per_seed = []
     for seed in args.seeds:
-        runner = Runner(args.out.resolve(), args.data_dir.resolve(), seed, args.dry_run)
+        runner = Runner(MOMO, VARIANT, args.out.resolve(), args.data_dir.resolve(), seed, args.dry_run)
         rows: dict[str, dict[str, float | None]] = {}
         for command in commands:
             for task, columns in COMMANDS[command](runner).items():

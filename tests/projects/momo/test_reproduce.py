@@ -20,9 +20,9 @@ def tool():
 
 
 def test_a_run_passes_on_what_its_stage_of_the_chain_passes_on(tool, tmp_path):
-    runner = tool.Runner(tmp_path, tmp_path / "data", seed=3)
+    runner = tool.Runner(tool.MOMO, "shapes", tmp_path, tmp_path / "data", seed=3)
     every = ["env.seed=3", *(f"vars.stage{i}_run={tmp_path / 'seed3' / f'stage{i}'}" for i in (1, 2, 3))]
-    assert runner.chain_overrides(1) == [f"env.data_dir={tmp_path / 'data'}", *every]
+    assert runner.chain_overrides(1) == every
     level3 = runner.chain_overrides(3)[-1]
     assert level3.startswith("vars.stage_overrides=")
     passed = json.loads(level3.split("=", 1)[1])  # stage 3 tells stage 2 ...
