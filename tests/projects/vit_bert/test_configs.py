@@ -152,3 +152,24 @@ def test_the_chain_runs_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
     assert max(r["update"] for r in rows(runs["pretrain"]) if r["phase"] == "train") == 2
     tuned = read_weights(Path(f"{runs['finetune']}_sst2") / "checkpoints" / "last")[1]
     assert {k.split(".")[0] for k in tuned} == {"text_tokenizer", "encoder", "heads"}  # a text-only model
+
+
+@pytest.mark.parametrize("variant", [None, "shapes"])
+def test_table_1_and_fig_2_rows_change_only_their_recipe(variant):
+    base = config("pretrain", variant)
+    rows = {name: resolved(VIT_BERT / "ablations" / f"{name}.yaml", variant, (f"env.data_dir={DATA}",))
+            for name in ("pretrain_joint", "pretrain_no_kd", "pretrain_no_gm", "pretrain_random_mask")}
+    weighted = {"type": "accumulate", "weights": {"images": 0.2, "corpus": 0.8}}  # supplementary Eq. 9, lambda 0.2
+    joint, no_kd, no_gm, random_mask = rows.values()
+    assert joint["model"]["distillation"] is None and not joint["model"]["teachers"]
+    assert joint["training"]["step_strategy"] == weighted and joint["training"]["optimizer_hooks"] == []
+    assert joint["checkpoint"]["needs"] == [] and no_kd["checkpoint"]["needs"] == []  # no image teacher to train
+    assert no_kd["model"]["distillation"] is None and no_kd["training"] == base["training"]  # GM as ViT-BERT
+    assert no_gm["model"] == base["model"] and no_gm["training"]["step_strategy"] == weighted
+    assert no_gm["training"]["optimizer_hooks"] == []
+    (mask,) = random_mask["training"]["optimizer_hooks"]
+    (ours,) = base["training"]["optimizer_hooks"]
+    assert mask == {**ours, "random": True}  # the same rounds, random entries
+    for cfg in rows.values():  # every row starts where ViT-BERT starts, each in a folder of its own
+        assert cfg["checkpoint"]["init_from"] == base["checkpoint"]["init_from"]
+        assert cfg["env"]["save_dir"] != base["env"]["save_dir"]
