@@ -150,7 +150,7 @@ class ViTBERT(nn.Module):
         Returns:
             Logits: ``logits`` ``[B, C]`` (classification), ``mlm_logits`` ``[n, V]`` over the ``n``
             masked positions in row-major order (``[B, T, V]`` without ``mlm_labels``) and
-            ``nsp_logits`` ``[B, 2]``; ``losses`` ``{"<dataset>/<loss>": scalar}`` for the targets
+            ``nsp_logits`` ``[B, 2]``, ``mlm_targets`` ``[n]`` (the masked ids, for MLM accuracy); ``losses`` ``{"<dataset>/<loss>": scalar}`` for the targets
             the batch has.
         """
         name = batch.get("dataset_name")
@@ -166,6 +166,8 @@ class ViTBERT(nn.Module):
             target = batch.get(objective.target_key)
             logits, labels = self.predict(self.heads[name][objective.name], objective, hidden, target)
             outputs[objective.output_key] = logits
+            if objective.masked and labels is not None:
+                outputs["mlm_targets"] = labels  # [n]: the ids of the rows of mlm_logits (MLM accuracy)
             if labels is None:
                 continue
             if taught is not None:

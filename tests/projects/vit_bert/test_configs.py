@@ -138,6 +138,8 @@ def test_the_chain_runs_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
         assert max(r["update"] for r in rows(runs[name]) if r["phase"] == "train") == 2
     train = {k for r in rows(runs["pretrain"]) if r["phase"] == "train" for k in r}
     assert {"corpus/mlm", "corpus/nsp", "images/distillation"} <= train  # every head distilled from its teacher
+    final = [r for r in rows(runs["pretrain"]) if r["phase"] == "val"][-1]
+    assert 0 <= final["corpus/mlm_accuracy"] <= 1 and 0 <= final["corpus/accuracy"] <= 1  # MLM and NSP
     sparsity = [r["mask/sparsity"] for r in rows(runs["pretrain"]) if "mask/sparsity" in r]
     assert sparsity and sparsity[-1] == pytest.approx(0.1, abs=1e-3)  # one round of delta = 10% at update 0
     student = read_weights(runs["pretrain"] / "checkpoints" / "last")[1]

@@ -45,6 +45,8 @@ def test_each_dataset_runs_its_tokenizer_the_shared_encoder_and_its_heads():
     text = model(corpus_batch())
     assert text["mlm_logits"].shape == (3, 50) and text["nsp_logits"].shape == (2, 2)  # MLM on the 3 masked positions
     assert set(text["losses"]) == {"corpus/mlm", "corpus/nsp"}
+    labels = corpus_batch()["mlm_labels"]
+    assert torch.equal(text["mlm_targets"], labels[labels >= 0])  # the rows of mlm_logits, for MLM accuracy
     torch.testing.assert_close(text["losses"]["corpus/mlm"],
                                F.cross_entropy(text["mlm_logits"], torch.tensor([7, 8, 9])))
     glue = model({**{k: v for k, v in corpus_batch().items() if k not in ("mlm_labels", "is_next")},
