@@ -15,7 +15,8 @@ from tests.helpers import check_project_runs
 from tests.projects.unit.test_configs import resolved
 
 VIT_BERT = REPO / "projects" / "vit_bert"
-RUNNABLE = ["image_teacher", "text_teacher", "pretrain", "finetune_image", "finetune_sst2"]
+RUNNABLE = ["image_teacher", "text_teacher", "pretrain", "finetune_image", "finetune_sst2", "finetune_mnli",
+            "finetune_qqp", "finetune_qnli", "finetune_rte"]
 DATA = "/benchmark-root"
 
 
@@ -71,7 +72,7 @@ def test_the_chain_teachers_then_student_then_fine_tuning(variant):
         assert teacher["model"] == stage["model"]  # the architecture the teacher's run builds
     for stage in (ckpt["init_run"], need):
         assert stage.get("variant") == variant
-    for name in ("finetune_image", "finetune_sst2"):
+    for name in ("finetune_image", "finetune_sst2", "finetune_mnli", "finetune_qqp", "finetune_qnli", "finetune_rte"):
         fine = config(name, variant)["checkpoint"]
         assert fine["init_from"] == f"{pretrain['env']['save_dir']}/checkpoints/last"
         assert Path(fine["init_run"]["config"]) == VIT_BERT / "pretrain.yaml" and fine["init_run"]["variant"] == variant
