@@ -37,6 +37,8 @@ def test_the_three_stages_train_what_section_3_2_says(variant):
     for cfg in (stage2, stage3):  # Sec. 3.5: one batch of each modality, one optimizer step from both
         assert cfg["training"]["step_strategy"] == {"type": "accumulate",
                                                      "datasets": list(cfg["model"]["pretraining"])}
+    steps = [step["type"] for step in stage3["datasets"]["pairs"]["train_transform"]["steps"]]
+    assert ("rand_augment" in steps) == (variant is None)  # Sec. 3.6; not on the benchmark's colour words
     corpus = stage2["datasets"]["corpus"]
     assert corpus["mlm_probability"] == 0.0 and corpus["next_sentence"] is False  # the model masks by removal
     if variant is None:
