@@ -25,7 +25,7 @@ from unimm.registry import ENCODERS, FUSIONS, HEADS, MODELS, Part
 logger = logging.getLogger("unimm")
 
 PRETRAINING = "image_text_pretraining"  # unimm.data.image_text_pretraining's task type
-TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa"}
+TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa", "classification": "classification"}
 TEXT_TYPE, IMAGE_TYPE = 0, 1  # token types of the two streams (METER: text 0, image 1)
 VISION = Part(ENCODERS, deferred=True)
 TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
@@ -146,20 +146,29 @@ class METER(nn.Module):
                                "image_text_pretraining")
         else:
             feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
-            found_outputs, found = self.heads["vqa_classifier"](feats.cls_feats, batch)
+            head = "vqa_classifier" if self.tasks[name] == "vqa" else f"{name}_classifier"
+            found_outputs, found = self.heads[head](feats.cls_feats, batch)
             outputs.update(found_outputs)
             losses.update(found)
         return {**outputs, "losses": {f"{name}/{key}": value for key, value in losses.items()}}
 
 
 def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Each dataset's task from its ``task_type``: ``pretraining`` or ``vqa`` (this slice's tasks)."""
+    """Each dataset's task from its ``task_type``: ``pretraining``, ``vqa`` or ``classification``.
+
+    ``classification`` is an image + text pair with a label (SNLI-VE); a dataset of two images per
+    example (NLVR2) needs METER's two-pass head, not written yet.
+    """
     tasks, problems = {}, []
     for name, info in dataset_info.items():
         task = TASK_OF_TYPE.get(str(info.get("task_type")))
-        if task is None:
+        if task is None or (task == "classification" and "vocab_size" not in info):
             problems.append((f"dataset_info.{name}", f"task type {info.get('task_type')!r}: METER here runs "
-                             f"{' and '.join(TASK_OF_TYPE)} datasets (NLVR2, SNLI-VE and retrieval come later)"))
+                             "image_text_pretraining, vqa and image + text classification datasets (retrieval "
+                             "comes later)"))
+        elif task == "classification" and int(info.get("images_per_example", 1)) != 1:
+            problems.append((f"dataset_info.{name}", f"{info['images_per_example']} images per example (NLVR2): "
+                             "METER's two-pass NLVR2 head is not written yet"))
         tasks[name] = task
     if problems:
         raise ConfigError(problems)
@@ -193,6 +202,10 @@ def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str
     if answers:
         heads["vqa_classifier"] = HEADS.build_part(
             vqa_head, "vqa_head", num_classes=answers.pop(), input_size=2 * width, loss="soft_bce")
+    for name in (n for n, t in tasks.items() if t == "classification"):  # METER's snli_classifier
+        heads[f"{name}_classifier"] = HEADS.build({"type": "vl_classifier_head", "input_size": 2 * width,
+                                                   "num_classes": int(dataset_info[name]["num_classes"]),
+                                                   "loss": "cross_entropy"}, path=f"model.heads.{name}_classifier")
     return heads
 
 
@@ -240,7 +253,9 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
 
     Datasets of task type ``image_text_pretraining`` get the MLM head (``mlm_head``, untied, on the text
     stream) and / or the ITM head (``itm_head`` on ``cls_feats``) as their batches provide; ``vqa``
-    datasets the VQA classifier (``vl_classifier_head``, soft BCE over the answers).
+    datasets the VQA classifier (``vl_classifier_head``, soft BCE over the answers); image + text
+    ``classification`` datasets (SNLI-VE) a ``<dataset>_classifier`` of the same shape with
+    cross-entropy (METER's ``snli_classifier``: 2,368,515 parameters at 1536, three classes).
 
     Args:
         dataset_info: per dataset, its ``task_type`` and ``info()`` (run time).

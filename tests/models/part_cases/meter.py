@@ -18,10 +18,12 @@ METER_NODE = {"type": "meter", "vision_encoder": TINY_CLIP, "text_encoder": TINY
 
 
 def meter_info() -> dict[str, dict]:
-    """A pre-training dataset (MLM + ITM) and a VQA dataset, as the trainer passes them."""
+    """A pre-training dataset (MLM + ITM), a VQA dataset and an SNLI-VE one, as the trainer passes them."""
     return {"coco": {"task_type": "image_text_pretraining", "vocab_size": VOCAB, "mlm": True, "itm": True},
             "vqa2": {"task_type": "vqa", "vocab_size": VOCAB, "num_answers": ANSWERS,
-                     "answer_vocab": [f"a{i}" for i in range(ANSWERS)]}}
+                     "answer_vocab": [f"a{i}" for i in range(ANSWERS)]},
+            "snli_ve": {"task_type": "classification", "vocab_size": VOCAB, "num_classes": 3,
+                        "images_per_example": 1}}
 
 
 def meter_batches(image_size: int = 32, batch_size: int = 4) -> dict[str, dict]:
@@ -46,6 +48,8 @@ def meter_batches(image_size: int = 32, batch_size: int = 4) -> dict[str, dict]:
                  "mlm_input_ids": masked, "mlm_labels": labels, "itm_image": itm_image, "itm_label": itm_label},
         "vqa2": {"dataset_name": "vqa2", "task_type": "vqa", "image": image, **text,
                  "answer_scores": torch.rand(batch_size, ANSWERS, generator=g)},
+        "snli_ve": {"dataset_name": "snli_ve", "task_type": "classification", "image": image, **text,
+                    "label": torch.arange(batch_size) % 3},
     }
 
 

@@ -20,7 +20,7 @@ RUNNABLE = sorted(p for p in METER.rglob("*.yaml") if f"config=projects/meter/{p
 
 
 def test_runnable_configs_have_a_shapes_variant_and_a_readme_row():
-    assert {p.name for p in RUNNABLE} >= {"pretrain.yaml", "vqa2.yaml"}
+    assert {p.name for p in RUNNABLE} >= {"pretrain.yaml", "vqa2.yaml", "snli_ve.yaml"}
     readme = (METER / "README.md").read_text()
     for path in RUNNABLE:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -42,6 +42,10 @@ def test_paper_settings_of_the_reference_code():
     assert vqa["model"]["image_size"] == 576 and vqa["datasets"]["vqa2"]["train_transform"]["rand_augment_ops"] == 2
     assert vqa["checkpoint"]["init_run"]["config"].endswith("projects/meter/pretrain.yaml")
     assert vqa["checkpoint"]["init_include"] == ["^(?!heads\\.)"] and vqa["checkpoint"]["init_resize"] == ["pos_embed$"]
+    snli, _ = session.prepare(METER / "snli_ve.yaml", [])
+    assert snli["optimizer"]["lr"] == 2e-6 and [g["lr_mult"] for g in snli["training"]["param_groups"]] == [10.0, 5.0]
+    assert (snli["training"]["batch_size"], snli["training"]["max_epochs"], snli["model"]["image_size"]) == (64, 5, 384)
+    assert snli["checkpoint"]["init_include"] == vqa["checkpoint"]["init_include"]
 
 
 def test_pretrain_then_vqa_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):

@@ -34,7 +34,8 @@ def test_paper_size_counts_of_reference_notes(caplog):
     with torch.device("meta"), caplog.at_level("INFO", logger="unimm"):
         model = build({"type": "meter_paper"}, {**meter_info(), "coco": {**meter_info()["coco"], "vocab_size": 50265},
                                                 "vqa2": {**meter_info()["vqa2"], "vocab_size": 50265,
-                                                         "num_answers": 3129}})
+                                                         "num_answers": 3129},
+                                                "snli_ve": {**meter_info()["snli_ve"], "vocab_size": 50265}})
     counts = count_parts(model)
     assert counts["vision_encoder"] == 78_711_552  # CLIP-ViT-B/16, 11 blocks, 224
     assert counts["text_encoder"] == 124_055_040  # RoBERTa-base without pooler
@@ -44,6 +45,7 @@ def test_paper_size_counts_of_reference_notes(caplog):
         == 318_551_808  # "backbone used, at 224"
     assert (counts["heads.mlm_score"], counts["heads.itm_score"], counts["heads.vqa_classifier"]) == (
         39_245_913, 3_074, 7_173_177)
+    assert counts["heads.snli_ve_classifier"] == 2_368_515  # METER's snli_classifier (REFERENCE_NOTES 1.1)
     assert "METER parameters: vision_encoder 78,711,552" in caplog.text
 
 
@@ -128,7 +130,10 @@ HEAD_NAMES = [(r"^heads\.mlm_score\.dense\.", "mlm_score.transform.dense."),
               (r"^heads\.mlm_score\.decoder\.bias", "mlm_score.bias"), (r"^heads\.mlm_score\.", "mlm_score."),
               (r"^heads\.itm_score\.", "itm_score."), (r"^heads\.vqa_classifier\.dense\.", "vqa_classifier.0."),
               (r"^heads\.vqa_classifier\.layer_norm\.", "vqa_classifier.1."),
-              (r"^heads\.vqa_classifier\.out\.", "vqa_classifier.3.")]
+              (r"^heads\.vqa_classifier\.out\.", "vqa_classifier.3."),
+              (r"^heads\.snli_ve_classifier\.dense\.", "snli_classifier.0."),  # METER's name for SNLI-VE
+              (r"^heads\.snli_ve_classifier\.layer_norm\.", "snli_classifier.1."),
+              (r"^heads\.snli_ve_classifier\.out\.", "snli_classifier.3.")]
 
 
 def meter_name(ours: str) -> str:
@@ -185,3 +190,20 @@ def test_parameter_groups_of_the_configs_follow_the_reference_rule(config, head_
                                               "training.param_groups[0]/no_decay", "training.param_groups[1]",
                                               "training.param_groups[1]/no_decay"}  # METER's six groups
     assert "training.param_groups[1]/no_decay" in capsys.readouterr().out
+
+
+def test_snli_ve_is_a_classifier_on_cls_feats_with_cross_entropy():
+    model = build().eval()
+    batch = meter_batches()["snli_ve"]
+    out = model(batch)
+    assert out["logits"].shape == (4, 3) and set(out["losses"]) == {"snli_ve/cross_entropy"}
+    torch.testing.assert_close(out["losses"]["snli_ve/cross_entropy"],
+                               torch.nn.functional.cross_entropy(out["logits"], batch["label"]))
+
+
+def test_nlvr2_is_refused_until_its_two_pass_head_exists():
+    from unimm.config.errors import ConfigError
+
+    info = {"nlvr2": {"task_type": "classification", "vocab_size": 50, "num_classes": 2, "images_per_example": 2}}
+    with pytest.raises(ConfigError, match="two-pass NLVR2 head"):
+        build(info=info)
