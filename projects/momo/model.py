@@ -187,6 +187,7 @@ class MoMo(nn.Module):
         ratios: the masking ratios.
         norm_pix: MAE's per-patch normalised pixel targets.
         linear_probe: freeze the tokenizers and the encoder (linear evaluation).
+        itm_masked: the matching pass sees masked pairs (FLAVA) instead of whole ones (ALBEF).
     """
 
     def __init__(self, tasks: Mapping[str, TaskSpec], encoder: nn.Module, image_tokenizer: nn.Module | None,
@@ -194,7 +195,7 @@ class MoMo(nn.Module):
                  heads: Mapping[str, nn.Module], image_projection: nn.Module | None = None,
                  text_projection: nn.Module | None = None, contrastive: ContrastiveLoss | None = None,
                  itm_head: nn.Module | None = None, ratios: MaskRatios = MaskRatios(), norm_pix: bool = True,
-                 linear_probe: bool = False) -> None:
+                 linear_probe: bool = False, itm_masked: bool = False) -> None:
         super().__init__()
         self.tasks = dict(tasks)
         self.image_tokenizer = image_tokenizer
@@ -209,6 +210,7 @@ class MoMo(nn.Module):
         self.ratios = ratios
         self.norm_pix = norm_pix
         self.linear_probe = linear_probe
+        self.itm_masked = itm_masked
         self.cross_entropy = CrossEntropy()
         self.soft_bce = SoftBCE()
         if linear_probe:
@@ -319,6 +321,10 @@ class MoMo(nn.Module):
                       image_embeds: Tensor, text_embeds: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """ITM on [pairs; image with a hard negative text; text with a hard negative image] (ALBEF).
 
+        The pairs go to the encoder whole (ALBEF), or with ``itm_masked`` hidden as in cross-modal
+        masking (FLAVA computes ITM on its masked multimodal pass; REFERENCE_NOTES 2.2 leaves it open):
+        about a quarter of the tokens, so the matching pass costs a fraction of the whole pairs'.
+
         Returns:
             ``itm_logits`` ``[P, 2]``, ``itm_targets`` ``[P]`` (1: matched) and ``{"itm": CE}``; rows whose
             batch holds no other image get no negative (``hard_negatives``).
@@ -340,9 +346,18 @@ class MoMo(nn.Module):
         labels = torch.cat([torch.ones(b, dtype=torch.long, device=image.device),
                             torch.zeros(int(with_text.sum() + with_image.sum()), dtype=torch.long, device=image.device)])
         joint = torch.cat([image[image_rows], text[text_rows]], dim=1)
-        padding = torch.cat([torch.zeros(joint.shape[0], image.shape[1], dtype=torch.bool, device=image.device),
-                             ~valid[text_rows]], dim=1)
-        logits, loss = self.itm_head(self.encoder(joint, padding)[:, 0], labels)
+        joint_valid = torch.cat([torch.ones(joint.shape[0], image.shape[1], dtype=torch.bool, device=image.device),
+                                 valid[text_rows]], dim=1)
+        if self.itm_masked:  # FLAVA: the matching pass sees the masked pairs (cross_mask_ratio of each modality)
+            patches = joint_valid[:, :image.shape[1]].clone()
+            patches[:, 0] = False
+            words = self.text_candidates(batch, valid)[text_rows]
+            hidden = torch.cat([choose_hidden(patches, self.ratios.cross, generator=generator),
+                                choose_hidden(words, self.ratios.cross, generator=generator)], dim=1)
+            encoded, _ = self.encode_visible(joint, joint_valid & ~hidden)  # [CLS] stays visible and first
+        else:  # ALBEF: the whole pairs
+            encoded = self.encoder(joint, ~joint_valid)
+        logits, loss = self.itm_head(encoded[:, 0], labels)
         return logits, labels, loss
 
     def pretrain(self, batch: Mapping[str, Any], task: TaskSpec) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -467,7 +482,7 @@ def inputs_of(spec: TaskSpec, info: Mapping[str, Any]) -> set[str]:
 def compose(dataset_info: Mapping[str, Mapping[str, Any]], encoder: Any, image_tokenizer: Any, text_tokenizer: Any,
             *, pretraining: Mapping[str, Mapping[str, Any]] | None, decoder: DecoderSize, embed_size: int | None,
             contrastive: Any, ratios: MaskRatios, norm_pix: bool, tie_word_embeddings: bool, head_dropout: float,
-            linear_probe: bool, pretrained_path: str | None) -> MoMo:
+            linear_probe: bool, pretrained_path: str | None, itm_masked: bool = False) -> MoMo:
     """Build the parts from their nodes and join them (see ``momo`` for the arguments)."""
     tasks = resolve_tasks(dataset_info, pretraining)
     read = set().union(*(inputs_of(spec, dataset_info[name]) for name, spec in tasks.items()))
@@ -511,7 +526,7 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], encoder: Any, image_t
     if pretrained_path:
         load_pretrained({"image_tokenizer": image, "text_tokenizer": None, "encoder": shared}, pretrained_path, "mae")
     model = MoMo(tasks, shared, image, text, decoders, heads, image_projection, text_projection, loss, itm, ratios,
-                 norm_pix, linear_probe)
+                 norm_pix, linear_probe, itm_masked)
     log_sizes(model)
     return model
 

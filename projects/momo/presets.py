@@ -80,11 +80,12 @@ def preset(size: MoMoSize, doc: str):
                 image_size: ImageSize = None, embed_size: Annotated[int, Range(ge=1)] | None = None,
                 contrastive: Any = None, image_mask_ratio: Ratio = 0.75, text_mask_ratio: Ratio = 0.15,
                 cross_mask_ratio: Ratio = 0.75, norm_pix: bool = True, tie_word_embeddings: bool = True,
-                head_dropout: Ratio = 0.1, linear_probe: bool = False, pretrained_path: str | None = None) -> MoMo:
+                head_dropout: Ratio = 0.1, linear_probe: bool = False, pretrained_path: str | None = None,
+                itm_masked: bool = False) -> MoMo:
         return build(size, dataset_info, image_size=image_size, pretraining=pretraining, embed_size=embed_size,
                      contrastive=contrastive, ratios=MaskRatios(image_mask_ratio, text_mask_ratio, cross_mask_ratio),
                      norm_pix=norm_pix, tie_word_embeddings=tie_word_embeddings, head_dropout=head_dropout,
-                     linear_probe=linear_probe, pretrained_path=pretrained_path)
+                     linear_probe=linear_probe, pretrained_path=pretrained_path, itm_masked=itm_masked)
 
     builder.__doc__ = doc + "\n\n    Args: see ``momo`` (image_size None: the preset's).\n    "
     return builder
@@ -121,6 +122,7 @@ def momo(
     head_dropout: Ratio = 0.1,
     linear_probe: bool = False,
     pretrained_path: str | None = None,
+    itm_masked: bool = False,
 ) -> MoMo:
     """MoMo composed from encoder and tokenizer nodes (Sec. 3); objectives per dataset in ``pretraining``.
 
@@ -150,10 +152,12 @@ def momo(
         pretrained_path: a local MAE checkpoint (``facebookresearch/mae``'s ``{"model": ...}``) for the
             image tokenizer and the encoder (stage 1 "re-uses weights from the publicly available MAE
             model", Sec. 3.6); its decoder is ignored.
+        itm_masked: the ITM pass sees the pairs masked as in CMM (FLAVA) instead of whole (ALBEF, the
+            default); the paper is silent (REFERENCE_NOTES 2.2). About four times cheaper.
     """
     size = DecoderSize(decoder_size, decoder_layers, decoder_heads, decoder_mlp_size)
     return compose(dataset_info, encoder, image_tokenizer, text_tokenizer, pretraining=pretraining, decoder=size,
                    embed_size=embed_size, contrastive=contrastive,
                    ratios=MaskRatios(image_mask_ratio, text_mask_ratio, cross_mask_ratio), norm_pix=norm_pix,
                    tie_word_embeddings=tie_word_embeddings, head_dropout=head_dropout, linear_probe=linear_probe,
-                   pretrained_path=pretrained_path)
+                   pretrained_path=pretrained_path, itm_masked=itm_masked)

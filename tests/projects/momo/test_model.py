@@ -203,3 +203,18 @@ def test_bad_pretraining_entries_name_the_key(pretraining, match):
     with pytest.raises(ConfigError, match=match):
         MODELS.build({"type": "momo_tiny", "pretraining": pretraining}, path="model",
                      dataset_info={n: INFO[n] for n in ("corpus", "pairs")})
+
+
+def test_itm_on_masked_pairs_sees_a_quarter_of_the_tokens():
+    whole, masked = build(("pairs",)).eval(), build(("pairs",), itm_masked=True).eval()
+    widths = {}
+    for name, model in (("whole", whole), ("masked", masked)):
+        seen = []
+        model.itm_head.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+        model.encoder.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0].shape))
+        out = model(pair_batch())
+        widths[name] = seen[-2]  # the encoder call just before the ITM head
+        assert out["itm_targets"].tolist() == [1, 1, 1] + [0] * 6 and torch.isfinite(out["losses"]["pairs/itm"])
+    assert widths["whole"] == (9, 5 + 12, 32)  # [CLS] + 2x2 patches + 12 text slots
+    # hidden at 75%: patches 4 -> 1 visible; words 10, 7, 3 -> 2, 1, 0 visible (+ [CLS] / [SEP] of the text)
+    assert widths["masked"][0] == 9 and widths["masked"][1] < widths["whole"][1] // 2
