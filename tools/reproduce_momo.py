@@ -17,19 +17,15 @@ seeds) go to ``<out>/<command>.md`` and ``.json`` and are printed. Speed is repo
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
-from reproduction import Runs, accuracy_baselines, fmt, has_weights, passed_on, summarise  # noqa: E402
-from unimm.utils.fileio import atomic_write_text  # noqa: E402
+from reproduction import Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on  # noqa: E402
 
 MOMO = REPO / "projects" / "momo"
 VARIANT = "shapes"
@@ -177,35 +173,8 @@ COMMANDS = {"main": main_rows, "table4": table4_rows, "ablations": ablation_rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("command", choices=[*COMMANDS, "all"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--out", type=Path, default=Path("save/reproduce_momo"))
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("UNIMM_DATA_DIR", "data")),
-                        help="env.data_dir: the benchmark is generated under it when absent")
-    parser.add_argument("--dry-run", action="store_true", help="validate the configs of the plan, run nothing")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    commands = list(COMMANDS) if args.command == "all" else [args.command]
-    per_seed = []
-    for seed in args.seeds:
-        runner = Runner(MOMO, VARIANT, args.out.resolve(), args.data_dir.resolve(), seed, args.dry_run)
-        rows: dict[str, dict[str, float | None]] = {}
-        for command in commands:
-            for task, columns in COMMANDS[command](runner).items():
-                rows.setdefault(task, {}).update(columns)
-        per_seed.append(rows)
-        for name, took in runner.timings.items():
-            print(f"seed {seed}: {name} took {took:.0f} s")
-    if args.dry_run:
-        print("dry run: every config of the plan validates")
-        return 0
-    text = render(args.command, summarise(per_seed), baselines_of(args.data_dir.resolve()), args.seeds)
-    text += f"\nwall time {time.perf_counter() - start:.0f} s\n"
-    print(text)
-    atomic_write_text(args.out / f"{args.command}.md", text)
-    atomic_write_text(args.out / f"{args.command}.json", json.dumps(per_seed, indent=1) + "\n")
-    return 0
+    return command_line(__doc__, COMMANDS, list(COMMANDS), lambda out, data, seed, dry: Runner(
+        MOMO, VARIANT, out, data, seed, dry), render, baselines_of, "save/reproduce_momo", argv)
 
 
 if __name__ == "__main__":

@@ -19,19 +19,15 @@ goes to ``<out>/<command>.md`` and ``.json`` and is printed; speed is reported, 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
-from reproduction import Runs, accuracy_baselines, fmt, has_weights, passed_on, summarise  # noqa: E402
-from unimm.utils.fileio import atomic_write_text  # noqa: E402
+from reproduction import Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on  # noqa: E402
 
 VIT_BERT = REPO / "projects" / "vit_bert"
 VARIANT = "shapes"
@@ -162,38 +158,14 @@ def render(command: str, table: dict, baselines: dict[str, str], seeds: list[int
     return "\n".join(lines) + "\n"
 
 
+def baselines_of(data_dir: Path) -> dict[str, str]:
+    baselines = json.loads((data_dir / "shapes" / "baselines.json").read_text())
+    return {task: accuracy_baselines(baselines[TASKS[task][2]]) for task in TASKS}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("command", choices=[*COMMANDS, "all"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--out", type=Path, default=Path("save/reproduce_vit_bert"))
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("UNIMM_DATA_DIR", "data")),
-                        help="env.data_dir: the benchmark is generated under it when absent")
-    parser.add_argument("--dry-run", action="store_true", help="validate the configs of the plan, run nothing")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    commands = [c for c in COMMANDS if c != "main"] if args.command == "all" else [args.command]
-    per_seed = []
-    for seed in args.seeds:
-        runner = Runner(VIT_BERT, VARIANT, args.out.resolve(), args.data_dir.resolve(), seed, args.dry_run)
-        rows: dict[str, dict[str, float | None]] = {}
-        for command in commands:
-            for task, columns in COMMANDS[command](runner).items():
-                rows.setdefault(task, {}).update(columns)
-        per_seed.append(rows)
-        for name, took in runner.timings.items():
-            print(f"seed {seed}: {name} took {took:.0f} s")
-    if args.dry_run:
-        print("dry run: every config of the plan validates")
-        return 0
-    baselines = json.loads((args.data_dir.resolve() / "shapes" / "baselines.json").read_text())
-    shown = {task: accuracy_baselines(baselines[TASKS[task][2]]) for task in TASKS}
-    text = render(args.command, summarise(per_seed), shown, args.seeds)
-    text += f"\nwall time {time.perf_counter() - start:.0f} s\n"
-    print(text)
-    atomic_write_text(args.out / f"{args.command}.md", text)
-    atomic_write_text(args.out / f"{args.command}.json", json.dumps(per_seed, indent=1) + "\n")
-    return 0
+    return command_line(__doc__, COMMANDS, [c for c in COMMANDS if c != "main"], lambda out, data, seed, dry: Runner(
+        VIT_BERT, VARIANT, out, data, seed, dry), render, baselines_of, "save/reproduce_vit_bert", argv)
 
 
 if __name__ == "__main__":

@@ -102,3 +102,50 @@ def accuracy_baselines(entry: dict[str, Any]) -> str:
     parts = {"chance": entry["chance"], "majority": entry["majority"]["accuracy"]}
     parts.update({k: v for k, v in entry.items() if k in ("bag_of_words", "question_only_prior")})
     return ", ".join(f"{k} {100 * v:.1f}" for k, v in parts.items())
+
+
+def command_line(doc: str, commands: dict[str, Any], everything: list[str], make_runner: Any, render: Any,
+                 baselines: Any, default_out: str, argv: list[str] | None = None) -> int:
+    """The shared command line of the reproduction scripts.
+
+    Args:
+        doc: the script's docstring (its first paragraph is the description).
+        commands: command name -> ``f(runner) -> Rows``.
+        everything: the commands ``all`` runs, in order.
+        make_runner: ``(out, data_dir, seed, dry_run) -> Runs``.
+        render: ``(command, summarise(per_seed), baselines(data_dir), seeds) -> markdown``.
+        baselines: ``data_dir -> {task: text}``.
+        default_out: the ``--out`` default.
+    """
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("command", choices=[*commands, "all"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--out", type=Path, default=Path(default_out))
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("UNIMM_DATA_DIR", "data")),
+                        help="env.data_dir: the benchmark is generated under it when absent")
+    parser.add_argument("--dry-run", action="store_true", help="validate the configs of the plan, run nothing")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    chosen = everything if args.command == "all" else [args.command]
+    per_seed = []
+    for seed in args.seeds:
+        runner = make_runner(args.out.resolve(), args.data_dir.resolve(), seed, args.dry_run)
+        rows: Rows = {}
+        for command in chosen:
+            for task, columns in commands[command](runner).items():
+                rows.setdefault(task, {}).update(columns)
+        per_seed.append(rows)
+        for name, took in runner.timings.items():
+            print(f"seed {seed}: {name} took {took:.0f} s")
+    if args.dry_run:
+        print("dry run: every config of the plan validates")
+        return 0
+    text = render(args.command, summarise(per_seed), baselines(args.data_dir.resolve()), args.seeds)
+    text += f"\nwall time {time.perf_counter() - start:.0f} s\n"
+    print(text)
+    atomic_write_text(args.out / f"{args.command}.md", text)
+    atomic_write_text(args.out / f"{args.command}.json", json.dumps(per_seed, indent=1) + "\n")
+    return 0
