@@ -1,0 +1,42 @@
+"""tools/reproduce_meter.py: what each fine-tuning run starts from, and its table."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import load_tool
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    module = load_tool(REPO / "tools" / "reproduce_meter.py")
+    yield module
+    sys.modules.pop(module.__name__, None)
+
+
+def test_fine_tuning_starts_from_this_seeds_pretraining_or_from_scratch(tool, tmp_path, monkeypatch):
+    runner = tool.Runner(tool.METER, "shapes", tmp_path, tmp_path / "data", seed=4)
+    seen = {}
+    monkeypatch.setattr(runner, "run", lambda name, config, overrides: seen.setdefault(name, (config, overrides))
+                        and {})
+    runner.finetune("snli_ve", tmp_path / "seed4" / "pretrain", "snli_ve_pretrained")
+    runner.finetune("vqa2", None, "vqa2_random_init")
+    config, overrides = seen["snli_ve_pretrained"]
+    assert config == "snli_ve.yaml" and "env.seed=4" in overrides
+    assert f"checkpoint.init_from={tmp_path / 'seed4' / 'pretrain'}/checkpoints/last" in overrides
+    config, overrides = seen["vqa2_random_init"]
+    assert config == "vqa2.yaml"
+    assert {"checkpoint.init_from=null", "~checkpoint.init_include", "checkpoint.init_resize=[]"} <= set(overrides)
+
+
+def test_the_table_and_the_baselines(tool, tiny_benchmark):
+    table = load_tool(REPO / "tools" / "reproduction.py").summarise(
+        [{"vqa2": {"pre-trained": 0.45, "random init": 0.46}, "snli_ve": {"pre-trained": 0.66, "random init": 0.6}}])
+    shown = tool.baselines_of(tiny_benchmark)
+    assert "question_only_prior" in shown["vqa2"] and "hypothesis_only" in shown["snli_ve"]
+    text = tool.render("main", table, shown, [1])
+    assert "| SNLI-VE (accuracy) | 80.86 | 66.0 | 60.0 | chance 33.3" in text
