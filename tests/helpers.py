@@ -70,3 +70,16 @@ def load_tool(path: Path):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def tool_fixture(name: str):
+    """A module-scoped pytest fixture giving ``tools/<name>.py`` as a module (unloaded after the module's tests)."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def tool():
+        module = load_tool(Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+        yield module
+        sys.modules.pop(module.__name__, None)
+
+    return tool

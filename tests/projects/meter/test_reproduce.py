@@ -1,21 +1,13 @@
 """tools/reproduce_meter.py: what each fine-tuning run starts from, and its table."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
 
-from tests.helpers import load_tool
+from tests.helpers import load_tool, tool_fixture
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def tool():
-    module = load_tool(REPO / "tools" / "reproduce_meter.py")
-    yield module
-    sys.modules.pop(module.__name__, None)
+tool = tool_fixture("reproduce_meter")
 
 
 def test_fine_tuning_starts_from_this_seeds_pretraining_or_from_scratch(tool, tmp_path, monkeypatch):

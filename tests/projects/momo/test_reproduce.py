@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import load_tool
+from tests.helpers import load_tool, tool_fixture
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def tool():
-    module = load_tool(REPO / "tools" / "reproduce_momo.py")
-    yield module
-    sys.modules.pop(module.__name__, None)
+tool = tool_fixture("reproduce_momo")
 
 
 def test_a_run_passes_on_what_its_stage_of_the_chain_passes_on(tool, tmp_path):

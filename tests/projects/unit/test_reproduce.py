@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import load_tool
+from tests.helpers import tool_fixture
 
 REPO = Path(__file__).resolve().parents[3]
 README = REPO / "projects" / "unit" / "README.md"
 
 
-@pytest.fixture(scope="module")
-def tool():
-    module = load_tool(REPO / "tools" / "reproduce_unit.py")
-    yield module
-    sys.modules.pop(module.__name__, None)
+tool = tool_fixture("reproduce_unit")
 
 
 @pytest.fixture

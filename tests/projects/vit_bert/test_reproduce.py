@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import pytest
 
-from tests.helpers import load_tool
+from tests.helpers import load_tool, tool_fixture
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def tool():
-    module = load_tool(REPO / "tools" / "reproduce_vit_bert.py")
-    yield module
-    sys.modules.pop(module.__name__, None)
+tool = tool_fixture("reproduce_vit_bert")
 
 
 def test_a_text_teacher_gives_images_its_encoder_only(tool, tmp_path, monkeypatch):
