@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
-from reproduction import Runs, accuracy_baselines, command_line, fmt  # noqa: E402
+from reproduction import Runs, accuracy_baselines, command_line, fmt, start_from  # noqa: E402
 
 METER = REPO / "projects" / "meter"
 VARIANT = "shapes"
@@ -43,12 +43,7 @@ class Runner(Runs):
 
     def finetune(self, task: str, source: Path | None, name: str) -> float | None:
         config, key, _, _, _ = TASKS[task]
-        init = [f"env.seed={self.seed}", "checkpoint.init_run.config=null"]
-        if source is None:
-            init += ["checkpoint.init_from=null", "~checkpoint.init_include", "checkpoint.init_resize=[]"]
-        else:
-            init.append(f"checkpoint.init_from={source}/checkpoints/last")
-        return self.run(name, config, init).get(key)
+        return self.run(name, config, [f"env.seed={self.seed}", *start_from(source)]).get(key)
 
 
 def main_rows(runner: Runner) -> dict[str, dict[str, float | None]]:

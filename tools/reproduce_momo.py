@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
-from reproduction import Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on  # noqa: E402
+from reproduction import (Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on,  # noqa: E402
+                          start_from)
 
 MOMO = REPO / "projects" / "momo"
 VARIANT = "shapes"
@@ -89,13 +90,8 @@ class Runner(Runs):
     def downstream(self, task: str, source: Path | None, name: str) -> float | None:
         """``task`` fine-tuned / probed / evaluated from ``source``'s checkpoint (None: random init)."""
         config, key, _, _ = TASKS[task]
-        init = ["checkpoint.init_run.config=null"]
-        if source is None:
-            init += ["checkpoint.init_from=null", "~checkpoint.init_include"]
-        else:
-            keep = [k for k in KEEP[task] if self.dry_run or has_weights(source, k)]
-            init += [f"checkpoint.init_from={source}/checkpoints/last", f"checkpoint.init_include={json.dumps(keep)}"]
-        return self.run(name, config, [*self.chain_overrides(0), *init]).get(key)
+        keep = None if source is None else [k for k in KEEP[task] if self.dry_run or has_weights(source, k)]
+        return self.run(name, config, [*self.chain_overrides(0), *start_from(source, keep)]).get(key)
 
 
 def main_rows(runner: Runner) -> dict[str, dict[str, float | None]]:

@@ -27,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tools")]  # run from a checkout without installing
 
-from reproduction import Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on  # noqa: E402
+from reproduction import (Runs, accuracy_baselines, command_line, fmt, has_weights, passed_on,  # noqa: E402
+                          start_from)
 
 VIT_BERT = REPO / "projects" / "vit_bert"
 VARIANT = "shapes"
@@ -72,14 +73,10 @@ class Runner(Runs):
 
     def finetune(self, task: str, source: Path | None, name: str) -> float | None:
         config, key, _, _ = TASKS[task]
-        init = ["checkpoint.init_run.config=null"]
-        if source is None:
-            init += ["checkpoint.init_from=null", "~checkpoint.init_include", "checkpoint.init_resize=[]"]
-        else:
-            keep = [k for k in KEEP[task] if self.dry_run or has_weights(source, k)]
-            init += [f"checkpoint.init_from={source}/checkpoints/last", f"checkpoint.init_include={json.dumps(keep)}"]
-            if task == "image" and r"^image_tokenizer\." not in keep:
-                init.append("checkpoint.init_resize=[]")  # no position table to resize: the tokenizer starts random
+        keep = None if source is None else [k for k in KEEP[task] if self.dry_run or has_weights(source, k)]
+        init = start_from(source, keep)
+        if keep is not None and task == "image" and r"^image_tokenizer\." not in keep:
+            init.append("checkpoint.init_resize=[]")  # no position table to resize: the tokenizer starts random
         return self.run(name, config, [*self.every(), *init]).get(key)
 
     def row(self, label: str, source: Path | None) -> dict[str, float | None]:

@@ -5,7 +5,9 @@ not a command of its own.
 """
 from __future__ import annotations
 
+import functools
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -64,14 +66,30 @@ def passed_on(overrides: list[str], depth: int) -> str:
     return "[" + ",".join(json.dumps(item) for item in inner) + "]"
 
 
-def has_weights(run: Path, pattern: str) -> bool:
-    """Whether the run's last checkpoint holds a weight whose key matches ``pattern``."""
-    import re
-
+@functools.lru_cache(maxsize=None)
+def weight_keys(run: Path) -> tuple[str, ...]:
+    """The keys of the run's last checkpoint, read once per run."""
     from unimm.training.checkpoint import read_weights
 
     _, weights = read_weights(run / "checkpoints" / "last")
-    return any(re.search(pattern, key) for key in weights)
+    return tuple(weights)
+
+
+def has_weights(run: Path, pattern: str) -> bool:
+    """Whether the run's last checkpoint holds a weight whose key matches ``pattern``."""
+    return any(re.search(pattern, key) for key in weight_keys(run))
+
+
+def start_from(source: Path | None, keep: list[str] | None = None) -> list[str]:
+    """The overrides of a downstream run: ``source``'s last checkpoint (only ``keep``'s regexes when
+    given), or random init for None; never a chained ``init_run``."""
+    overrides = ["checkpoint.init_run.config=null"]
+    if source is None:
+        return overrides + ["checkpoint.init_from=null", "~checkpoint.init_include", "checkpoint.init_resize=[]"]
+    overrides.append(f"checkpoint.init_from={source}/checkpoints/last")
+    if keep is not None:
+        overrides.append(f"checkpoint.init_include={json.dumps(keep)}")
+    return overrides
 
 
 Rows = dict[str, dict[str, Any]]  # task -> column -> a metric in [0, 1] (None: not measured)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import check_project_runs
+from tests.helpers import check_project_runs, load_tool
 from tests.projects.unit.test_configs import resolved
 
 MOMO = REPO / "projects" / "momo"
+REPRODUCTION = load_tool(REPO / "tools" / "reproduction.py")  # what a stage passes down the chain
 RUNNABLE = ["stage1", "stage2", "stage3", "finetune_sst2", "finetune_qqp", "finetune_rte", "finetune_mnli",
             "finetune_qnli", "finetune_vqa2", "linear_eval", "zero_shot_retrieval"]
 PAPER_ONLY = ["finetune_mrpc", "finetune_stsb"]  # the benchmark has no MRPC or STS-B
@@ -97,16 +98,6 @@ def test_glue_and_vqa_report_the_papers_metrics():
 
 # ----------------------------------------------------------------------------- the chain at tiny size
 
-def as_list(items: list[str]) -> str:
-    return "[" + ",".join(json.dumps(item) for item in items) + "]"
-
-
-def passed_on(overrides: list[str], depth: int) -> str:
-    """What a stage passes to its own earlier stage, ``depth`` stages down the chain."""
-    inner = overrides if depth == 1 else overrides + ["vars.stage_overrides=" + passed_on(overrides, depth - 1)]
-    return as_list(inner)
-
-
 def rows(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
@@ -123,7 +114,7 @@ def test_the_three_stage_chain_runs_at_tiny_size(tiny_benchmark: Path, tmp_path:
                    "evaluation.max_batches=1", "evaluation.batch_size=8", "training.log_every=1"]
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "env.device=cpu",
                  f"vars.finetune_run={tmp_path / 'finetune'}", *every_stage,
-                 "vars.stage_overrides=" + passed_on(every_stage, depth=3)]
+                 "vars.stage_overrides=" + REPRODUCTION.passed_on(every_stage, depth=3)]
     cfg, text = session.prepare(MOMO / "finetune_sst2.yaml", overrides, variant="shapes")
     results = session.execute(cfg, text)
     assert 0 <= results["sst2/accuracy"] <= 1
