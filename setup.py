@@ -41,6 +41,7 @@ setup(
         "console_scripts": [
             "unimm_run=unimm.cli.run:main",
             "unimm_registry=unimm.cli.registry_cmd:main",
+            "unimm_data=unimm.cli.data_cmd:main",
         ],
     },
 )

@@ -150,6 +150,36 @@ class FormatsPredictions(Protocol):
 
 
 @runtime_checkable
+class WritesSubmission(Protocol):
+    """A dataset whose benchmark server (or official evaluation script) reads another file than the
+    JSON rows: GLUE's ``<Task>.tsv``, NLVR2's CSV, VQA's ``vqa_OpenEnded_mscoco_<split>_<name>_results.json``.
+
+    ``run_type=predict`` calls it on the main process after writing the JSON rows, with the rows of
+    every rank, and lists the files written. Write each file whole or not at all
+    (``unimm.utils.fileio.atomic_write_text``).
+    """
+
+    def write_submission(self, rows: Sequence[dict[str, Any]], folder: Path, split: str) -> list[Path]:
+        """Write the official submission file(s) of ``rows`` under ``folder``; return their paths."""
+        ...
+
+
+@runtime_checkable
+class ListsImages(Protocol):
+    """A dataset that can list the picture files it reads, for ``unimm_data check``.
+
+    A dataset may also define ``has_labels`` (a bool attribute or property: False on a test split
+    without answers; ``run_type=val/test`` then refuse to compute metrics and point to predict) and
+    ``label_counts() -> dict[str, int]`` (examples per label name, for the check's label report).
+    """
+
+    def image_files(self) -> list[tuple[Path, tuple[int, int] | None]]:
+        """Every picture file of the split, once, with the ``(width, height)`` its annotations state
+        (None where they state none)."""
+        ...
+
+
+@runtime_checkable
 class DrawsPredictions(Protocol):
     """A dataset that can draw its formatted predictions (detection: boxes on the first pictures)."""
 

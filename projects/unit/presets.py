@@ -135,24 +135,25 @@ def unit_paper(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = T
 @MODELS.register()
 def unit_tiny(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = True,
               use_task_embedding: bool = True, keep_only_cls: bool = True,
-              tasks: TaskTable | None = None) -> UniT:
+              tasks: TaskTable | None = None, bert_path: str | None = None) -> UniT:
     """UniT with hidden size 32, 2 layers and 2 heads everywhere and a tiny conv backbone (tests).
 
-    Args: see ``unit_paper``.
+    Args: see ``unit_paper``; ``bert_path`` gives a local BERT folder, whose own size is built.
     """
     return build_unit(TINY, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
-                      keep_only_cls=keep_only_cls, tasks=tasks)
+                      keep_only_cls=keep_only_cls, tasks=tasks, bert_path=bert_path)
 
 
 @MODELS.register()
 def unit_small(dataset_info: dict[str, dict[str, Any]], shared_decoder: bool = True,
-               use_task_embedding: bool = True, keep_only_cls: bool = True, tasks: TaskTable | None = None) -> UniT:
+               use_task_embedding: bool = True, keep_only_cls: bool = True, tasks: TaskTable | None = None,
+               bert_path: str | None = None) -> UniT:
     """UniT sized for a CPU (the embedded shapes benchmark's runs): width 64, 2 layers, 4 heads.
 
     Not in the paper: trainable BatchNorm in a tiny backbone trained from scratch, no
     dropout, 16 detection queries and 4 for the other tasks. Formerly ``unit_small``.
 
-    Args: see ``unit_paper``.
+    Args: see ``unit_paper``; ``bert_path`` gives a local BERT folder, whose own size is built.
     """
     return build_unit(SMALL, dataset_info, shared_decoder=shared_decoder, use_task_embedding=use_task_embedding,
-                      keep_only_cls=keep_only_cls, tasks=tasks)
+                      keep_only_cls=keep_only_cls, tasks=tasks, bert_path=bert_path)

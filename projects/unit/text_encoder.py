@@ -5,6 +5,7 @@ Registered as ``unit_text_encoder`` (formerly ``unit_text_encoder``, a name kept
 BERT / RoBERTa encoder that other models share)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -15,6 +16,8 @@ from unimm.config.errors import ConfigError
 from unimm.models.encoded_sequence import EncodedSequence
 from unimm.modules.task_tokens import TaskTokens
 from unimm.registry import ENCODERS
+
+logger = logging.getLogger("unimm")
 
 if TYPE_CHECKING:  # transformers is imported when a text encoder is built: listing parts stays fast
     from transformers import BertModel
@@ -131,6 +134,7 @@ def unit_text_encoder(
                               "folder written by save_pretrained (hub names are not downloaded)",
                               key="pretrained_path")
         bert = BertModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        warn_on_other_size(folder, bert.config, hidden_size, num_layers, num_heads, intermediate_size)
     else:
         config = BertConfig(
             vocab_size=vocab_size or BERT_BASE_VOCAB,
@@ -141,6 +145,20 @@ def unit_text_encoder(
         bert = BertModel(config, add_pooling_layer=False)
     tokens = None if task_names is None else TaskTokens(list(task_names), int(bert.config.hidden_size))
     return BertTextEncoder(bert, tokens, keep_only_cls=keep_only_cls)
+
+
+def warn_on_other_size(folder: Path, loaded: Any, hidden_size: int, num_layers: int, num_heads: int,
+                       intermediate_size: int) -> None:
+    """Say when a pretrained folder's BERT differs from the size the model preset asks for (the paper
+    config asks for bert-base-uncased: a 6-layer MiniLM given as ``bert_path`` trains, but it is not the
+    paper's model); the folder's own size is what is built."""
+    asked = (num_layers, hidden_size, num_heads, intermediate_size)
+    given = (loaded.num_hidden_layers, loaded.hidden_size, loaded.num_attention_heads, loaded.intermediate_size)
+    if asked != given:
+        describe = "{} layers, width {}, {} heads, FFN {}".format
+        logger.warning("text encoder from %s: its config.json describes %s; the model preset asks for %s "
+                       "(the size its paper uses); the folder's size is built", folder, describe(*given),
+                       describe(*asked))
 
 
 def datasets_vocab_size(dataset_info: dict[str, dict[str, Any]] | None) -> int | None:

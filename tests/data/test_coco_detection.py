@@ -149,8 +149,8 @@ def test_malformed_annotation_names_the_record_and_field(tmp_path):
 def test_max_samples_and_unknown_split(tmp_path):
     write_coco(tmp_path)
     assert len(build(tmp_path, max_samples=2)) == 2
-    with pytest.raises(ConfigError, match="unknown split 'test'"):
-        build(tmp_path, split="test")
+    with pytest.raises(ConfigError, match="unknown split 'minival'"):
+        build(tmp_path, split="minival")
     assert torch.is_tensor(build(tmp_path, max_samples=1)[0]["image"])
 
 

@@ -82,10 +82,10 @@ def test_per_answer_type_accuracy_as_the_official_per_answer_type():
     metric.update({"answers": [["2"] * 10], "answer_type": [""]}, {"logits": logits_for("no")})  # no type
     result = metric.compute()
     assert result["vqa_accuracy/number"] == 1.0
-    assert result["vqa_accuracy/yes_no"] == 0.5
+    assert result["vqa_accuracy/yes/no"] == 0.5
     assert result["vqa_accuracy/other"] == pytest.approx(0.6)  # 2 of 10 humans: 0.6 (leave-one-out average)
     assert result["vqa_accuracy"] == pytest.approx((1 + 1 + 0 + 0.6 + 0) / 5)
-    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes_no", "vqa_accuracy/other"}
+    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes/no", "vqa_accuracy/other"}
     assert set(vqa_accuracy(FakeVQA(), name="vqa2").compute()) == {"vqa_accuracy"}  # off by default
 
 
@@ -108,9 +108,9 @@ def test_per_question_type_accuracy_as_the_official_per_question_type():
     result = metric.compute()
     assert result["vqa_accuracy/question/how_many"] == 1.0
     assert result["vqa_accuracy/question/is_there_a"] == 0.5
-    assert result["vqa_accuracy/number"] == 0.5 and result["vqa_accuracy/yes_no"] == 0.5
+    assert result["vqa_accuracy/number"] == 0.5 and result["vqa_accuracy/yes/no"] == 0.5
     assert result["vqa_accuracy"] == pytest.approx(2 / 4)
-    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes_no",
+    assert set(result) == {"vqa_accuracy", "vqa_accuracy/number", "vqa_accuracy/yes/no",
                            "vqa_accuracy/question/how_many", "vqa_accuracy/question/is_there_a"}
     only = vqa_accuracy(FakeVQA(), name="vqa2", per_question_type=True)
     with pytest.raises(KeyError, match="per_question_type needs the batch's 'question_type'"):

@@ -13,17 +13,34 @@ from unimm.data.images import require_images
 from unimm.data.problems import RecordProblems
 from unimm.registry import DATASETS
 
-COCO_SPLITS = {"train": "train2017", "val": "val2017"}
+COCO_SPLITS = {"train": "train2017", "val": "val2017", "test": "test2017"}
 
 
-def read_instances(path: Path, image_dir: Path, keep_crowd: bool,
-                   problems: RecordProblems | None = None) -> tuple[list[DetectionImage], list[dict[str, Any]]]:
+def is_test_split(official: str) -> bool:
+    """Test splits (``test2017``, ``test-dev2017``) come as ``image_info_<x>.json``: images, no boxes."""
+    return official.startswith("test")
+
+
+def annotation_path(root: Path, official: str) -> Path:
+    """``annotations/instances_<x>.json``, or ``annotations/image_info_<x>.json`` for a test split."""
+    kind = "image_info" if is_test_split(official) else "instances"
+    return root / "annotations" / f"{kind}_{official}.json"
+
+
+def image_folder(root: Path, official: str) -> Path:
+    """``<root>/<x>/``; test-dev is a subset of test, whose folder holds its pictures (``test2017/``)."""
+    return root / official.replace("test-dev", "test")
+
+
+def read_instances(path: Path, image_dir: Path, keep_crowd: bool, problems: RecordProblems | None = None,
+                   labelled: bool = True) -> tuple[list[DetectionImage], list[dict[str, Any]]]:
     """Images (file order) with their boxes, and the categories sorted by id.
 
     Crowd annotations (``iscrowd`` = 1) are dropped unless ``keep_crowd``, as DETR trains;
     images without any box are kept. A box with a non-finite value or a width or height that is
     not positive cannot be trained on: it is dropped and noted in ``problems`` (reported once per
-    dataset, an error with ``strict``). An image id given twice is an error.
+    dataset, an error with ``strict``). An image id given twice is an error. An image-info file
+    (``labelled`` False: a test split) has no ``annotations``: its images come without boxes.
     """
     problems = problems or RecordProblems("?", path)
     data = read_json(path)
@@ -41,7 +58,7 @@ def read_instances(path: Path, image_dir: Path, keep_crowd: bool,
         images[image_id] = {"file_name": field(record, "file_name", where, str),
                             "height": field(record, "height", where, int), "width": field(record, "width", where, int),
                             "boxes": [], "labels": [], "areas": [], "crowd": []}
-    for i, ann in enumerate(json_list(data, "annotations", path)):
+    for i, ann in enumerate(json_list(data, "annotations", path) if labelled else []):
         where = f"{path}, annotations[{i}]"
         image_id, category = field(ann, "image_id", where, int), field(ann, "category_id", where, int)
         bbox = field(ann, "bbox", where, list)
@@ -86,11 +103,17 @@ def coco_detection(
 ) -> DetectionDataset:
     """COCO detection: ``<data_dir>/annotations/instances_<x>.json`` and images in ``<data_dir>/<x>/``.
 
+    A test split (``<x>`` = ``test2017``, or ``test-dev2017`` with ``split_names: {test:
+    test-dev2017}``) reads ``annotations/image_info_<x>.json`` (images and categories, no boxes)
+    and the pictures of ``test2017/``: the dataset says ``has_labels`` False and is for
+    ``run_type=predict evaluation.split=test``, which writes the COCO results JSON.
+
     Args:
         data_dir: the COCO folder.
-        split: ``train`` / ``val`` (runtime).
+        split: ``train`` / ``val`` / ``test`` (runtime).
         name: the dataset's config key (runtime).
-        split_names: split -> official name ``<x>`` (default train -> train2017, val -> val2017).
+        split_names: split -> official name ``<x>`` (default train -> train2017, val -> val2017,
+            test -> test2017).
         keep_crowd: keep ``iscrowd`` boxes in the targets (DETR drops them for training).
         max_samples: keep only the first images (None: all).
         check_images: check every image file exists when the dataset is built.
@@ -106,20 +129,23 @@ def coco_detection(
         ``area`` ``[N]``, ``iscrowd`` ``[N]``, ``orig_size`` / ``size`` ``[2]`` as ``(H, W)``.
         Batches hold ``image`` ``[B, 3, H, W]``, ``pixel_mask`` ``[B, H, W]``, ``targets``
         (a list of B dicts) and ``image_id`` ``[B]``. ``info()`` gives ``num_classes``,
-        ``categories`` (``{"id", "name"}`` per class index) and ``annotation_file`` (the
-        ground truth of the ``coco_map`` metric).
+        ``categories`` (``{"id", "name"}`` per class index) and, on a labelled split,
+        ``annotation_file`` (the ground truth of the ``coco_map`` metric).
     """
     official = split_file(split_names or COCO_SPLITS, split, name)
     root = Path(data_dir)
-    annotation_file = root / "annotations" / f"instances_{official}.json"
-    require_files([annotation_file, root / official], "coco")
+    labelled = not is_test_split(official)
+    annotation_file, folder = annotation_path(root, official), image_folder(root, official)
+    require_files([annotation_file, folder], "coco")
     problems = RecordProblems(name, annotation_file, strict)
-    images, categories = read_instances(annotation_file, root / official, keep_crowd, problems)
+    images, categories = read_instances(annotation_file, folder, keep_crowd, problems, labelled)
     problems.report()
     images = take(images, max_samples, name)
     if check_images:
         require_images((im.path for im in images), name)
-    info = {"num_classes": len(categories), "annotation_file": str(annotation_file),
+    info = {"num_classes": len(categories),
             "categories": [{"id": c["id"], "name": c.get("name", str(c["id"]))} for c in categories]}
+    if labelled:
+        info["annotation_file"] = str(annotation_file)
     return DetectionDataset(images, choose_transform(split, train_transform, eval_transform), name,
-                            annotation_file, info)
+                            annotation_file, info, has_labels=labelled)

@@ -1,12 +1,13 @@
 """A dataset whose training split is extended by other datasets (e.g. VQAv2 + VG questions)."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Sequence
 
 from torch.utils.data import ConcatDataset
 
 from unimm.config.errors import ConfigError
-from unimm.registry import DATASETS
+from unimm.registry import DATASETS, Part, PartNode, is_node
 
 
 class TrainExtended(ConcatDataset):
@@ -24,20 +25,38 @@ class TrainExtended(ConcatDataset):
     def info(self) -> dict[str, Any]:
         return self.base.info()
 
+    # what ``unimm_data check`` reads, over every part (the base's own would hide the extras)
+    @property
+    def has_labels(self) -> bool:
+        return all(getattr(part, "has_labels", True) for part in self.datasets)
+
+    def image_files(self) -> list[tuple[Any, Any]]:
+        seen: dict[Any, Any] = {}
+        for part in self.datasets:
+            seen.update((path, size) for path, size in (part.image_files() if hasattr(part, "image_files") else ()))
+        return list(seen.items())
+
+    def label_counts(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for part in self.datasets:
+            total.update(part.label_counts() if hasattr(part, "label_counts") else {})
+        return dict(total)
+
     def __getattr__(self, attr: str) -> Any:  # format_predictions, coco, ... of the base
         if attr == "base":
             raise AttributeError(attr)
         return getattr(self.base, attr)
 
 
-@DATASETS.register(parts={"base": "datasets", "extra": "datasets"})
+@DATASETS.register(parts={"base": "datasets", "extra": Part("datasets", deferred=True)})
 def train_extended(*, base: Any, extra: list[Any], split: str, name: str) -> Any:
     """The base dataset, with the extra datasets' samples added to its train split only.
 
     UniT Sec. 4.1: "We also use those questions from the Visual Genome VQA dataset ... as
     additional training data, added to the training split of VQAv2." Every part is built
-    for the same split; the extras are used for ``split == "train"`` only, and must share
-    the base's targets (e.g. the same answer vocabulary).
+    split; the extras are built for ``split == "train"`` only (so an evaluation or test split never
+    needs their files: VQAv2's test2015 has no Visual Genome counterpart), and must share the base's
+    targets (e.g. the same answer vocabulary).
 
     Args:
         base: the dataset node whose samples, collate and ``info()`` the result keeps.
@@ -48,6 +67,9 @@ def train_extended(*, base: Any, extra: list[Any], split: str, name: str) -> Any
     Returns:
         ``base`` itself for every split but train; for train, base then extras.
     """
+    if split != "train" or not extra:
+        return base
+    extra = [build_extra(node, i, split, name) for i, node in enumerate(extra)]
     for i, other in enumerate(extra):
         if other.task_type != base.task_type:
             raise ConfigError(f"task type {other.task_type!r} differs from the base dataset's {base.task_type!r}; "
@@ -57,4 +79,16 @@ def train_extended(*, base: Any, extra: list[Any], split: str, name: str) -> Any
             raise ConfigError("its answer vocabulary differs from the base's; build both from the same vocabulary "
                               "(e.g. visual_genome_qa.vqa2_data_dir)", key=f"extra[{i}]")
         other.name = name  # batches of the extras carry the base's name
-    return TrainExtended(base, extra) if split == "train" and extra else base
+    return TrainExtended(base, extra)
+
+
+def build_extra(node: Any, index: int, split: str, name: str) -> Any:
+    """One extra dataset of the train split; its missing files say that it is optional."""
+    if not isinstance(node, PartNode) and not is_node(node):
+        return node  # built already (given in code)
+    try:
+        return DATASETS.build(node, path=getattr(node, "path", f"extra[{index}]"), split=split, name=name)
+    except ConfigError as err:
+        raise ConfigError([*err.problems, f"datasets.{name}.extra[{index}] is extra training data added to "
+                           f"{name}'s train split (UniT Sec. 4.1: the Visual Genome questions); give its files, or "
+                           f"train without it: datasets.{name}.extra=[]"], source=err.source, rooted=True) from None

@@ -48,12 +48,19 @@ class DetectionDataset(Dataset):
         max_attributes: width of the per-box attribute index rows (padded with -1).
         ground_truth_in_memory: offer the boxes as a pycocotools ``COCO`` (``coco``) for
             data without an official COCO-format annotation file.
+        has_labels: False for a split distributed without boxes (COCO test2017): it is for
+            ``run_type=predict`` only, and ``label_counts`` is empty.
+
+    Each sample's picture must have the size its record states (``height`` x ``width``): the
+    boxes are in those pixels, so another size is an error (``unimm.data.common.read_image``).
     """
 
     task_type = "detection"
 
     def __init__(self, images: Sequence[DetectionImage], transform: Any, name: str, source: Path,
-                 info: dict[str, Any], max_attributes: int = 0, ground_truth_in_memory: bool = False) -> None:
+                 info: dict[str, Any], max_attributes: int = 0, ground_truth_in_memory: bool = False,
+                 has_labels: bool = True) -> None:
+        self.has_labels = has_labels
         self.images = list(images)
         self.transform = transform
         self.name = name
@@ -71,6 +78,26 @@ class DetectionDataset(Dataset):
         target = self.initial_target(item)
         image, target = read_image(item.path, f"image_id {item.image_id} of {self.source}", self.transform, target)
         return {"image": image, "target": finish_target(target, image), "image_id": item.image_id}
+
+    def image_files(self) -> list[tuple[Path, tuple[int, int] | None]]:
+        """Every picture file of the split, once, with the ``(width, height)`` its annotation states."""
+        sizes: dict[Path, tuple[int, int]] = {}
+        for item in self.images:
+            sizes.setdefault(item.path, (item.width, item.height))
+        return list(sizes.items())
+
+    def label_counts(self) -> dict[str, int]:
+        """Boxes per class name over the split, every class listed (0 for a class without boxes), in
+        class order; the boxes are those kept for training (crowd boxes only with ``keep_crowd``).
+        Empty for a split without labels."""
+        if not self.has_labels:
+            return {}
+        names = [str(c["name"]) for c in self._info["categories"]]  # class index -> name
+        counts = dict.fromkeys(names, 0)
+        for item in self.images:
+            for label in item.labels:
+                counts[names[label]] += 1
+        return counts
 
     def initial_target(self, item: DetectionImage) -> dict[str, Any]:
         """The target before transforms: absolute boxes clipped to the image, empty ones dropped."""

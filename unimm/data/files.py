@@ -8,10 +8,13 @@ record (or line) and the field.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from unimm.config.errors import ConfigError
+
+logger = logging.getLogger("unimm")
 
 # Where each dataset's official files come from (shown in every missing-file error).
 OFFICIAL_SOURCES: dict[str, str] = {
@@ -124,3 +127,46 @@ def split_file(split_files: Mapping[str, str], split: str, dataset: str) -> str:
             f"{dataset}: unknown split '{split}'; known splits: {', '.join(split_files)} "
             f"(set the dataset's split_files to add one)")
     return split_files[split]
+
+
+def accept_alias(path: str | Path, aliases: Iterable[str]) -> Path:
+    """``path`` when it exists, else the first existing sibling named in ``aliases``.
+
+    Official downloads unpack under other names than the layout unimm documents (GLUE's download
+    script writes ``glue_data/``, Flickr30k unpacks to ``flickr30k-images/``); both are accepted, and
+    the name used is logged. When none exists, ``path`` itself is returned, so that
+    ``require_files`` names the documented place.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    for alias in aliases:
+        other = path.with_name(alias)
+        if other.exists():
+            logger.info("%s does not exist; reading %s, the name the official download uses", path, other)
+            return other
+    return path
+
+
+def coco_image_ids(path: str | Path) -> set[int]:
+    """The COCO image ids a file lists.
+
+    Reads a COCO instances or image-info file (``{"images": [{"id", ...}]}``, e.g.
+    ``instances_val2017.json``, ``image_info_test2017.json``) or a VQAv2 questions file
+    (``{"questions": [{"image_id", "question", "question_id"}]}``, e.g.
+    ``v2_OpenEnded_mscoco_val2014_questions.json``).
+
+    Raises:
+        ConfigError: the file is neither, or a record lacks its id.
+    """
+    path = Path(path)
+    require_files([path], "coco")
+    data = read_json(path)
+    if isinstance(data, dict) and "images" in data:
+        return {field(r, "id", f"{path}, images[{i}]", int) for i, r in enumerate(json_list(data, "images", path))}
+    if isinstance(data, dict) and "questions" in data:
+        return {field(q, "image_id", f"{path}, questions[{i}]", int)
+                for i, q in enumerate(json_list(data, "questions", path))}
+    raise ConfigError(f"{path}: expected a COCO annotations file (with 'images') or a VQAv2 questions file "
+                      "(with 'questions'); give e.g. annotations/instances_val2017.json or "
+                      "v2_OpenEnded_mscoco_val2014_questions.json")

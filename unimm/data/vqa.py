@@ -1,6 +1,8 @@
 """The visual question answering dataset shared by VQAv2 and Visual Genome QA."""
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -12,6 +14,7 @@ from unimm.data.collate import collate_batch
 from unimm.data.common import read_image
 from unimm.data.tokenizers import TextTokenizer
 from unimm.data.vqa_normalize import answer_scores
+from unimm.utils.fileio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class VqaDataset(Dataset):
     task_type = "vqa"
 
     def __init__(self, questions: Sequence[VqaQuestion], vocab: AnswerVocab, tokenizer: TextTokenizer,
-                 transform: Any, name: str, source: Path) -> None:
+                 transform: Any, name: str, source: Path, results_name: str | None = None) -> None:
         self.questions = list(questions)
+        self.results_name = results_name
         self.vocab = vocab
         self.tokenizer = tokenizer
         self.transform = transform
@@ -72,6 +76,24 @@ class VqaDataset(Dataset):
     def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return collate_batch(samples, self.name, self.task_type, pad_id=self.tokenizer.pad_id)
 
+    @property
+    def has_labels(self) -> bool:
+        """False on a test split (VQAv2's test2015 and test-dev2015 come without answers)."""
+        return any(q.answers for q in self.questions)
+
+    def image_files(self) -> list[tuple[Path, tuple[int, int] | None]]:
+        """Every picture once; VQA annotations state no sizes."""
+        return [(path, None) for path in dict.fromkeys(q.image_path for q in self.questions)]
+
+    def label_counts(self) -> dict[str, int]:
+        """Answered questions per answer type ("yes/no", "number", "other"; "untyped" without one), and
+        those none of whose answers is in the answer vocabulary (they train towards no answer)."""
+        counts = Counter((q.answer_type or "untyped") for q in self.questions if q.answers)
+        outside = sum(1 for q in self.questions if q.answers and not self.vocab.target(answer_scores(q.answers)).any())
+        if outside:
+            counts["(no answer in the answer vocabulary)"] = outside
+        return dict(counts)
+
     def info(self) -> dict[str, Any]:
         return {"num_classes": len(self.vocab), "num_answers": len(self.vocab),
                 "answer_vocab": list(self.vocab.answers), "vocab_size": self.tokenizer.vocab_size}
@@ -86,3 +108,13 @@ class VqaDataset(Dataset):
         best = output["logits"].argmax(dim=-1).tolist()
         return [{"question_id": int(qid), "answer": self.vocab.answers[i]}
                 for qid, i in zip(batch["question_id"].tolist(), best)]
+
+    def write_submission(self, rows: Sequence[dict[str, Any]], folder: Path, split: str) -> list[Path]:
+        """The results file the VQA evaluation server (EvalAI) and the official ``vqaEval.py`` read:
+        ``vqa_OpenEnded_<results_name>_unimm_results.json`` (e.g. ``mscoco_test-dev2015``), the rows
+        as a JSON list. Only for datasets built from official VQA files (``results_name`` given)."""
+        if not self.results_name:
+            return []
+        path = Path(folder) / f"vqa_OpenEnded_{self.results_name}_unimm_results.json"
+        atomic_write_text(path, json.dumps(list(rows)))
+        return [path]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -9,14 +10,18 @@ from typing import Any, Mapping, Sequence
 from unimm.config.errors import ConfigError
 from unimm.data.answer_vocab import AnswerVocab
 from unimm.data.common import choose_transform, take
-from unimm.data.files import field, json_list, read_json, require_files, split_file
+from unimm.data.files import coco_image_ids, field, json_list, read_json, require_files, split_file
 from unimm.data.images import require_images
 from unimm.data.problems import RecordProblems
 from unimm.data.vqa import VqaDataset, VqaQuestion
 from unimm.data.vqa_normalize import normalize_answer
 from unimm.registry import DATASETS
 
+logger = logging.getLogger("unimm")
+
 VQA2_SPLITS = {"train": "train2014", "val": "val2014", "test": "test2015"}
+# test-dev2015 is a subset of test2015: its pictures are test2015's (folder and file names)
+IMAGE_FOLDERS = {"test-dev2015": "test2015"}
 
 
 def questions_path(root: Path, official: str) -> Path:
@@ -25,6 +30,21 @@ def questions_path(root: Path, official: str) -> Path:
 
 def annotations_path(root: Path, official: str) -> Path:
     return root / f"v2_mscoco_{official}_annotations.json"
+
+
+def image_folder(official: str, image_dir: Path | None, data_dir: Path) -> Path:
+    """The folder of a split's COCO pictures (``train2014/`` ...): under ``image_dir`` (the COCO root, as
+    the UniT configs set it), else under the VQAv2 folder itself, where the VQA download page's image
+    archives unpack beside the question files. Neither existing is an error naming both places."""
+    folder = IMAGE_FOLDERS.get(official, official)
+    places = list(dict.fromkeys(p / folder for p in (image_dir, data_dir) if p is not None))
+    found = next((p for p in places if p.is_dir()), None)
+    if found is None:
+        raise ConfigError([f"missing folder: {p}" for p in places],
+                          source=f"the vqa2 pictures of {official} (COCO's {folder}.zip from "
+                                 "https://cocodataset.org/#download or the VQA download page, unpacked into one "
+                                 "of these places; nothing is downloaded at run time)")
+    return found
 
 
 def has_annotations(official: str) -> bool:
@@ -88,21 +108,35 @@ def answer_counts(annotations: Mapping[int, tuple[str, ...]]) -> Counter[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_vocab(path: str, modified_ns: int, size: int) -> AnswerVocab:
-    return AnswerVocab.from_counts(answer_counts(read_annotations(Path(path))[0]), size)
+def _cached_vocab(paths: tuple[str, ...], modified_ns: tuple[int, ...], size: int, coco2017_split: str | None
+                  ) -> AnswerVocab:
+    answers: dict[int, tuple[str, ...]] = {}
+    for path in paths:
+        answers.update(read_annotations(Path(path))[0])
+    if coco2017_split:
+        val_images = coco_image_ids(Path(coco2017_split))
+        image_of = {q: image for path in paths for q, image, _ in read_questions(questions_file_of(Path(path)))}
+        answers = {q: given for q, given in answers.items() if image_of.get(q) not in val_images}
+    return AnswerVocab.from_counts(answer_counts(answers), size)
 
 
-def train_answer_vocab(train_annotations: Path, size: int) -> AnswerVocab:
-    """The ``size`` most frequent train answers (read once per file and size)."""
-    return _cached_vocab(str(train_annotations), train_annotations.stat().st_mtime_ns, size)
+def questions_file_of(annotations: Path) -> Path:
+    """``v2_mscoco_<x>_annotations.json`` -> ``v2_OpenEnded_mscoco_<x>_questions.json`` beside it."""
+    official = annotations.name[len("v2_mscoco_"):-len("_annotations.json")]
+    return questions_path(annotations.parent, official)
 
 
-def vqa2_answer_vocab(data_dir: str | Path, size: int, split_names: Mapping[str, str] | None = None) -> AnswerVocab:
-    """The answer vocabulary that ``vqa2`` builds from ``data_dir``'s train annotations."""
-    official = split_file(split_names or VQA2_SPLITS, "train", "vqa2")
-    path = annotations_path(Path(data_dir), official)
-    require_files([path], "vqa2")
-    return train_answer_vocab(path, size)
+def vqa2_answer_vocab(data_dir: str | Path, size: int, split_names: Mapping[str, str] | None = None,
+                      coco2017_split: str | None = None) -> AnswerVocab:
+    """The answer vocabulary that ``vqa2`` builds from ``data_dir``'s train annotations (the ``size`` most
+    frequent normalised answers; with ``coco2017_split``, those of train2014 + val2014 outside COCO
+    val2017). Read once per set of files and size."""
+    names = split_names or VQA2_SPLITS
+    sources = [split_file(names, "train", "vqa2")] + ([split_file(names, "val", "vqa2")] if coco2017_split else [])
+    paths = [annotations_path(Path(data_dir), o) for o in sources]
+    require_files(paths, "vqa2")
+    return _cached_vocab(tuple(map(str, paths)), tuple(p.stat().st_mtime_ns for p in paths), size,
+                         str(coco2017_split) if coco2017_split else None)
 
 
 @DATASETS.register(parts={"tokenizer": "processors", "train_transform": "processors",
@@ -115,6 +149,7 @@ def vqa2(
     tokenizer: Any,
     image_dir: str | None = None,
     split_names: Mapping[str, str] | None = None,
+    coco2017_split: str | None = None,
     answer_vocab_file: str | None = None,
     answer_vocab_size: int = 3129,
     max_samples: int | None = None,
@@ -134,8 +169,16 @@ def vqa2(
         split: ``train`` / ``val`` / ``test`` (runtime).
         name: the dataset's config key (runtime).
         tokenizer: a text processor node (``bert_tokenizer`` ...).
-        image_dir: the COCO image root holding ``<x>/`` (None: ``data_dir``).
-        split_names: split -> official name ``<x>`` (default train2014 / val2014 / test2015).
+        image_dir: the COCO image root holding ``<x>/``; pictures are also found in ``data_dir/<x>/``,
+            where the VQA download page's image archives unpack (``test-dev2015`` reads ``test2015/``).
+        split_names: split -> official name ``<x>`` (default train2014 / val2014 / test2015;
+            ``{test: test-dev2015}`` reads the test-dev questions). Test splits have no answers: the
+            dataset's ``has_labels`` is False, metrics refuse it and ``run_type=predict`` writes the
+            results file the evaluation server reads.
+        coco2017_split: COCO's ``annotations/instances_val2017.json``: train and val then follow UniT
+            Sec. 4.1 ("we train on those images not overlapping with COCO val2017 and evaluate on those
+            images in COCO val2017"): both read the questions of train2014 and val2014, val keeps
+            those on val2017 pictures and train the others (None: the official train2014 / val2014).
         answer_vocab_file: one answer a line, relative to ``data_dir`` (None: from train).
         answer_vocab_size: answers kept when built from train.
         max_samples: keep only the first questions (None: all).
@@ -156,33 +199,50 @@ def vqa2(
     names = split_names or VQA2_SPLITS
     official, train_official = split_file(names, split, name), split_file(names, "train", name)
     root = Path(data_dir)
-    images_root = Path(image_dir) if image_dir else root
-    needed = [questions_path(root, official)]
-    if has_annotations(official):
-        needed.append(annotations_path(root, official))
+    pictures_root = Path(image_dir) if image_dir else None
+    if coco2017_split and split in ("train", "val"):
+        sources = [train_official, split_file(names, "val", name)]
+        val_images = coco_image_ids(Path(coco2017_split))
+    else:
+        sources, val_images = [official], None
+    needed = [questions_path(root, o) for o in sources]
+    needed += [annotations_path(root, o) for o in sources if has_annotations(o)]
     needed.append(root / answer_vocab_file if answer_vocab_file else annotations_path(root, train_official))
     require_files(dict.fromkeys(needed), "vqa2")
+    every_question = [q for o in sources for q in read_split(root, o, pictures_root, name, strict)]
+    if val_images is not None:
+        every_question = [q for q in every_question if (q.image_id in val_images) == (split == "val")]
+        logger.info("datasets.%s: %d questions of %s on %s COCO val2017 pictures (%s)", name, len(every_question),
+                    " + ".join(sources), "the" if split == "val" else "no", coco2017_split)
+    if answer_vocab_file:
+        vocab = AnswerVocab.from_file(root / answer_vocab_file)
+    elif split == "train":
+        vocab = AnswerVocab.from_counts(answer_counts({q.question_id: q.answers for q in every_question}),
+                                        answer_vocab_size)
+    else:
+        vocab = vqa2_answer_vocab(root, answer_vocab_size, names, coco2017_split)
+    questions = take(every_question, max_samples, name)
+    if check_images:
+        require_images((q.image_path for q in questions), name)
+    return VqaDataset(questions, vocab, tokenizer, choose_transform(split, train_transform, eval_transform),
+                      name, questions_path(root, official), results_name=f"mscoco_{official}")
+
+
+def read_split(root: Path, official: str, image_dir: Path | None, name: str, strict: bool) -> list[VqaQuestion]:
+    """The questions of one official file (``train2014`` ...) with their answers (none on a test split)."""
     answers: dict[int, tuple[str, ...]] = {}
     answer_types: dict[int, str] = {}
     question_types: dict[int, str] = {}
     if has_annotations(official):
         answers, answer_types, question_types = read_annotations(annotations_path(root, official))
-    if answer_vocab_file:
-        vocab = AnswerVocab.from_file(root / answer_vocab_file)
-    elif official == train_official:
-        vocab = AnswerVocab.from_counts(answer_counts(answers), answer_vocab_size)
-    else:
-        vocab = train_answer_vocab(annotations_path(root, train_official), answer_vocab_size)
     every_question = read_questions(questions_path(root, official))
     check_annotations(answers, every_question, RecordProblems(name, annotations_path(root, official), strict))
-    questions = []
-    for question_id, image_id, text in take(every_question, max_samples, name):
+    pictures = image_folder(official, image_dir, root)
+    out = []
+    for question_id, image_id, text in every_question:
         if answers and question_id not in answers:
             raise ConfigError(f"{annotations_path(root, official)}: no annotation for question_id {question_id}")
-        path = images_root / official / f"COCO_{official}_{image_id:012d}.jpg"
-        questions.append(VqaQuestion(question_id, image_id, path, text, answers.get(question_id, ()),
-                                     answer_types.get(question_id), question_types.get(question_id)))
-    if check_images:
-        require_images((q.image_path for q in questions), name)
-    return VqaDataset(questions, vocab, tokenizer, choose_transform(split, train_transform, eval_transform),
-                      name, questions_path(root, official))
+        path = pictures / f"COCO_{pictures.name}_{image_id:012d}.jpg"
+        out.append(VqaQuestion(question_id, image_id, path, text, answers.get(question_id, ()),
+                               answer_types.get(question_id), question_types.get(question_id)))
+    return out

@@ -35,7 +35,7 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
         answers_key: batch entry with the human answers as annotated (not normalised): B lists
             of (usually 10) strings.
         per_answer_type: also report the accuracy of each answer type as
-            ``vqa_accuracy/<type>`` ("yes/no" is written ``yes_no``), as the official
+            ``vqa_accuracy/<type>`` with the official names (``vqa_accuracy/yes/no``), as the official
             evaluation's ``perAnswerType``; the batch must hold ``answer_type`` (B strings,
             VQAv2's "yes/no", "number", "other"). Questions without a type count only in
             the overall accuracy.
@@ -111,6 +111,8 @@ class vqa_accuracy:  # noqa: N801 (registered name == builder name)
                     tally[1] += group_count
             prefix = self.GROUPS[option][1]
             for group in sorted(merged):
-                key = re.sub(r"[^0-9A-Za-z]+", "_", group).strip("_")
+                # answer types keep the official evaluation's perAnswerType names ("yes/no"); question
+                # types (free text, "what color is the") become key-safe words ("what_color_is_the")
+                key = group if option == "per_answer_type" else re.sub(r"[^0-9A-Za-z]+", "_", group).strip("_")
                 results[prefix + key] = merged[group][0] / merged[group][1]
         return results

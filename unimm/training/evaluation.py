@@ -12,7 +12,7 @@ from torch import nn
 
 from unimm.cli.errors import add_where
 from unimm.config.errors import ConfigError
-from unimm.interfaces import DrawsPredictions, FormatsPredictions
+from unimm.interfaces import DrawsPredictions, FormatsPredictions, WritesSubmission
 from unimm.training import distributed as dist
 from unimm.training.streams import eval_batches
 from unimm.utils.fileio import atomic_write_text
@@ -81,8 +81,10 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
     ``FormatsPredictions`` Protocol); its rows of all ranks are gathered and the main process
     writes them. A dataset that also has ``draw_predictions(rows, path) -> Path | None`` gets a
     picture of them beside the JSON, ``<dataset>_<split>.png`` (detection datasets: boxes drawn
-    on the first images). Datasets without ``format_predictions`` are skipped with a warning
-    naming them.
+    on the first images); one with ``write_submission(rows, folder, split)`` (the
+    ``WritesSubmission`` Protocol) also writes the file its benchmark server reads (GLUE's TSVs,
+    VQA's results file, NLVR2's CSV) under ``<folder>/predictions/``. Datasets without
+    ``format_predictions`` are skipped with a warning naming them.
 
     Returns:
         The files written (on the main process; an empty list on the others).
@@ -124,6 +126,12 @@ def predict(model: nn.Module, datasets: Mapping[str, Any], *, folder: Path, spli
             atomic_write_text(path, json.dumps(rows, sort_keys=True))
             logger.info("predictions of datasets.%s (%s split): %d rows in %s", name, split, len(rows), path)
             written.append(path)
+            if isinstance(dataset, WritesSubmission):
+                with where(f"datasets.{name}, its write_submission"):
+                    made = [Path(p) for p in dataset.write_submission(rows, path.parent, split)]
+                for made_path in made:
+                    logger.info("submission file of datasets.%s: %s", name, made_path)
+                written.extend(made)
             if isinstance(dataset, DrawsPredictions):
                 picture = dataset.draw_predictions(rows, path.with_suffix(".png"))
                 if picture is not None:

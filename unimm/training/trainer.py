@@ -52,6 +52,8 @@ def run(cfg: dict[str, Any]) -> dict[str, float]:
 
     train_sets = build_datasets(cfg, "train") if training else {}
     eval_sets = build_datasets(cfg, eval_split) if run_type != "train" else {}
+    if run_type != "predict":
+        require_labels(eval_sets, run_type, eval_split)
     model = MODELS.build(cfg["model"], path="model", dataset_info=dataset_info(train_sets or eval_sets))
     c = cfg["checkpoint"]
     if c["init_from"] and not resumes(cfg):  # a resumed run's own checkpoint holds every weight
@@ -223,6 +225,24 @@ def build_datasets(cfg: dict[str, Any], split: str) -> dict[str, Any]:
                               and "data_dir" in cfg["datasets"][name] else "")
                            for name in empty])
     return built
+
+
+def require_labels(datasets: dict[str, Any], run_type: str, split: str) -> None:
+    """Metrics only where labels exist: a split without them (a test split as distributed, e.g. GLUE's
+    ``test.tsv`` or VQAv2's test2015, whose datasets say ``has_labels = False``) would score 0 against
+    nothing. Such a split is for ``run_type=predict``, which writes the submission files."""
+    unlabelled = [name for name, ds in datasets.items() if not getattr(ds, "has_labels", True)]
+    if not unlabelled:
+        return
+    problems = []
+    for name in unlabelled:
+        source = getattr(datasets[name], "source", None)
+        read = f" ({source})" if source else ""
+        problems.append(f"datasets.{name}: its '{split}' split{read} has no labels: run_type={run_type} has nothing "
+                        "to score")
+    problems.append(f"write its predictions and submission files with run_type=predict evaluation.split={split}; "
+                    "metrics come from a labelled split (run_type=val)")
+    raise ConfigError(problems, rooted=True)
 
 
 def dataset_info(datasets: dict[str, Any]) -> dict[str, dict[str, Any]]:

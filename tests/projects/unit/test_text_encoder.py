@@ -39,6 +39,28 @@ def test_loads_a_local_hugging_face_folder(dataset_info, tmp_path):
         unit_text_encoder(list(dataset_info), pretrained_path="bert-base-uncased")
 
 
+def test_a_folder_of_another_size_than_asked_is_built_and_said(dataset_info, tmp_path, caplog):
+    unit_text_encoder(list(dataset_info), **TINY).bert.save_pretrained(tmp_path / "bert")
+    with caplog.at_level("WARNING", logger="unimm"):
+        loaded = unit_text_encoder(list(dataset_info), pretrained_path=str(tmp_path / "bert"))  # asks for BERT-base
+    assert loaded.bert.config.hidden_size == 32
+    assert ("its config.json describes 2 layers, width 32, 2 heads, FFN 64; the model preset asks for 12 layers, "
+            "width 768, 12 heads, FFN 3072") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="unimm"):
+        unit_text_encoder(list(dataset_info), pretrained_path=str(tmp_path / "bert"), **TINY)
+    assert "config.json describes" not in caplog.text
+
+
+def test_the_small_presets_take_a_bert_folder(tmp_path):
+    from projects.unit.presets import unit_tiny
+
+    unit_text_encoder(None, vocab_size=60, **TINY).bert.save_pretrained(tmp_path / "bert")
+    info = {"sst2": {"task_type": "text_classification", "num_classes": 2, "vocab_size": 60}}
+    model = unit_tiny(info, bert_path=str(tmp_path / "bert"))
+    assert model.text_encoder.bert.config.vocab_size == 60
+
+
 def test_initializer_range_sets_the_random_init(dataset_info):
     torch.manual_seed(0)
     wide = unit_text_encoder(list(dataset_info), initializer_range=0.2, **TINY)
