@@ -83,3 +83,20 @@ def tool_fixture(name: str):
         sys.modules.pop(module.__name__, None)
 
     return tool
+
+
+def predict_with_random_weights(config: Path, overrides: list[str], split: str, folder: Path) -> None:
+    """``run_type=predict`` of ``config`` with a freshly built model's weights given as
+    ``checkpoint.init_from`` (written to ``folder/weights.pt``): predictions without a training run."""
+    import torch
+
+    from unimm import session
+    from unimm.registry import MODELS
+    from unimm.training.trainer import build_datasets, dataset_info
+
+    cfg, _ = session.prepare(config, overrides, variant="shapes")
+    model = MODELS.build(cfg["model"], dataset_info=dataset_info(build_datasets(cfg, split)))
+    torch.save(model.state_dict(), folder / "weights.pt")
+    cfg, text = session.prepare(config, [*overrides, f"checkpoint.init_from={folder / 'weights.pt'}"],
+                                variant="shapes")
+    session.execute(cfg, text)

@@ -84,6 +84,17 @@ def test_list_index_override(tmp_path):
     assert cfg.training.param_groups[0].lr_mult == 0.1
 
 
+def test_a_list_element_written_with_a_dot_names_the_bracket_form(tmp_path):
+    path = write(tmp_path / "a.yaml", """\
+        training:
+          param_groups:
+            - {pattern: backbone, lr_mult: 0.1}
+        """)
+    with pytest.raises(ConfigError, match=r"'training.param_groups' is a list; an element is written "
+                                          r"training.param_groups\[0\]"):
+        load_config(path, ["training.param_groups.0.lr_mult=5.0"])
+
+
 def test_list_index_out_of_range_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"index 3 is out of range for 'training.optimizer_hooks' \(it has 0"):
         load_config(None, ["training.optimizer_hooks[3]=skip_zero_grad"])

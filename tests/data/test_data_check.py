@@ -70,7 +70,7 @@ def test_a_clean_root_reports_every_dataset_and_no_problem(root: Path, tiny_benc
 
 def test_a_broken_root_is_reported_completely_in_one_run(root: Path, tiny_benchmark: Path, capsys):
     (root / "coco" / "train2017" / "000000000025.jpg").unlink()  # a missing picture
-    cut = root / "vqa2" / "val2014" / "COCO_val2014_000000000042.jpg"  # an interrupted download
+    cut = root / "vqa2" / "val2014" / "COCO_val2014_000000000139.jpg"  # an interrupted download
     cut.write_bytes(cut.read_bytes()[:-40])
     resized = root / "vg" / "VG_100K_2" / "1.jpg"  # a picture re-saved at another size than annotated
     with Image.open(resized) as image:

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from pycocotools.cocoeval import COCOeval
 
+from tests.helpers import predict_with_random_weights
 from tests.metrics.test_coco_map import BOXES, CATEGORIES, IMAGES, batch, model_output
 from unimm.data.detection import DetectionDataset, DetectionImage
 from unimm.metrics.coco_map import coco_map
@@ -179,24 +180,15 @@ def test_draw_predictions_keeps_confident_boxes_or_else_the_best_three(tmp_path,
 # ----------------------------------------------------------------------------- a predict run
 
 def test_a_predict_run_writes_the_coco_results_and_their_picture(tiny_benchmark: Path, tmp_path: Path):
-    from unimm import session
-
     config = Path(__file__).resolve().parents[2] / "projects" / "unit" / "single_task" / "coco.yaml"
     overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", "run_type=predict",
                  f"env.save_dir={tmp_path / 'run'}", "env.device=cpu", "evaluation.batch_size=3",
                  "evaluation.max_batches=2", "model.type=unit_tiny",  # hidden 32, 2 layers, 2 heads
                  "checkpoint.init_from=null"]  # no backbone stage
-    cfg, _ = session.prepare(config, overrides, variant="shapes")
-    from unimm.registry import MODELS
-    from unimm.training.trainer import build_datasets, dataset_info
-
-    model = MODELS.build(cfg["model"], dataset_info=dataset_info(build_datasets(cfg, "val")))
-    torch.save(model.state_dict(), tmp_path / "weights.pt")  # a random model's weights, given explicitly
-    cfg, text = session.prepare(config, [*overrides, f"checkpoint.init_from={tmp_path / 'weights.pt'}"],
-                                variant="shapes")
-    session.execute(cfg, text)
+    predict_with_random_weights(config, overrides, "val", tmp_path)
     folder = tmp_path / "run" / "predictions"
-    assert sorted(p.name for p in folder.iterdir()) == ["coco_val.json", "coco_val.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["coco_val.json", "coco_val.png",
+                                                        "detections_val2017_unimm_results.json"]
     rows = json.loads((folder / "coco_val.json").read_text())
     image_ids = list(dict.fromkeys(r["image_id"] for r in rows))
     assert len(image_ids) == 6 and len(rows) % 6 == 0  # 2 batches of 3 images, every query of each

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from tests.data.conftest import write_json
+from tests.helpers import predict_with_random_weights
 from unimm.config.errors import ConfigError
 from unimm.data.images import PIXEL_CACHE
 from unimm.data.files import coco_image_ids
@@ -204,6 +204,8 @@ def test_coco_test2017_has_no_labels_and_refuses_metrics(data):
     dev = coco(data, split="test", split_names={"test": "test-dev2017"})
     assert not dev.has_labels and [im.image_id for im in dev.images] == [16, 19]
     assert dev.images[0].path == data / "coco" / "test2017" / "000000000016.jpg"
+    # split_names names only what it changes: train and val keep train2017 / val2017
+    assert len(coco(data, split="train", split_names={"test": "test-dev2017"})) == 3
 
 
 # ----------------------------------------------------------------------------- UniT runs
@@ -226,22 +228,15 @@ def test_unit_single_task_vg_trains_and_evaluates_on_the_official_layout(data, t
 
 
 def test_unit_coco_predicts_on_test2017(data, tiny_benchmark, tmp_path):
-    from unimm import session
-    from unimm.registry import MODELS
-    from unimm.training.trainer import build_datasets, dataset_info
-
     config = REPO / "projects" / "unit" / "single_task" / "coco.yaml"
     overrides = [*unit_overrides(data, tiny_benchmark, tmp_path / "run"), "run_type=predict",
                  "evaluation.split=test"]
-    cfg, _ = session.prepare(config, overrides, variant="shapes")
-    model = MODELS.build(cfg["model"], dataset_info=dataset_info(build_datasets(cfg, "test")))
-    torch.save(model.state_dict(), tmp_path / "weights.pt")  # a random model's weights, given explicitly
-    cfg, text = session.prepare(config, [*overrides, f"checkpoint.init_from={tmp_path / 'weights.pt'}"],
-                                variant="shapes")
-    session.execute(cfg, text)
+    predict_with_random_weights(config, overrides, "test", tmp_path)
     folder = tmp_path / "run" / "predictions"
-    assert sorted(p.name for p in folder.iterdir()) == ["coco_test.json", "coco_test.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["coco_test.json", "coco_test.png",
+                                                        "detections_test2017_unimm_results.json"]
     rows = json.loads((folder / "coco_test.json").read_text())
+    assert json.loads((folder / "detections_test2017_unimm_results.json").read_text()) == rows  # the server's name
     assert list(dict.fromkeys(r["image_id"] for r in rows)) == [1, 16, 19] and len(rows) % 3 == 0
     assert {r["category_id"] for r in rows} <= {1, 3, 18, 44, 62, 90}
     assert all(len(r["bbox"]) == 4 and 0 <= r["score"] <= 1 for r in rows)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from unimm.config import ConfigError
+from unimm.data.vg_splits import write_vg_splits
+from unimm.data.visual_genome_qa import visual_genome_qa
 from unimm.data.vqa2 import vqa2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +61,7 @@ def test_answer_types_are_reported_under_their_official_names(tokenizer):
 
     from unimm.metrics.vqa_accuracy import vqa_accuracy
 
-    ds = build(tokenizer, "val")
+    ds = build(tokenizer, "val", max_samples=4)  # the questions on pictures 42 and 73
     metric = vqa_accuracy(ds, name="vqa2", per_answer_type=True)
     batch = ds.collate([ds[i] for i in range(len(ds))])
     logits = torch.full((4, len(ds.vocab)), -1.0)
@@ -71,6 +73,30 @@ def test_answer_types_are_reported_under_their_official_names(tokenizer):
     result = metric.compute()
     assert result == pytest.approx({"vqa_accuracy": 0.725, "vqa_accuracy/yes/no": 0.9, "vqa_accuracy/number": 1.0,
                                     "vqa_accuracy/other": 0.5})
+
+
+def test_coco2017_split_follows_unit_and_visual_genome_questions_share_its_vocabulary(tokenizer, tmp_path):
+    """UniT Sec. 4.1: VQAv2 trains on train2014 + val2014 outside COCO val2017, evaluates on val2017."""
+    coco_val = str(OFFICIAL / "coco" / "annotations" / "instances_val2017.json")  # images 139, 285, 632
+    train = build(tokenizer, "train", coco2017_split=coco_val)
+    val = build(tokenizer, "val", coco2017_split=coco_val)
+    assert [q.question_id for q in val.questions] == [1390000, 1390001]
+    assert [q.question_id for q in train.questions] == [90000, 90001, 250000, 250001, 420000, 420001, 730000, 730001]
+    assert val.questions[0].image_path.name == "COCO_val2014_000000000139.jpg"
+    assert train.vocab.answers == val.vocab.answers  # both from the train side's answers
+    assert "white" in train.vocab.answers and "brown" in train.vocab.answers  # val2014's 42 and 73 train now
+    official = build(tokenizer, "train")
+    assert "brown" not in official.vocab.answers
+    # the VG questions added to training build the same vocabulary when given the same file
+    vg = tmp_path / "vg"
+    shutil.copytree(OFFICIAL / "vg", vg)
+    write_vg_splits(vg, coco_val)
+    extra = visual_genome_qa(data_dir=str(vg), split="train", name="vqa2", tokenizer=tokenizer,
+                             vqa2_data_dir=str(OFFICIAL / "vqa2"), vqa2_coco2017_split=coco_val)
+    assert extra.vocab.answers == train.vocab.answers
+    apart = visual_genome_qa(data_dir=str(vg), split="train", name="vqa2", tokenizer=tokenizer,
+                             vqa2_data_dir=str(OFFICIAL / "vqa2"))
+    assert apart.vocab.answers == official.vocab.answers
 
 
 def overrides(tiny_benchmark: Path, folder: Path, *extra: str) -> list[str]:

@@ -262,7 +262,10 @@ def set_path(root: dict[str, Any], key: str, value: Any) -> None:
                 node = node[idx]
             walked += f"[{index}]"
             continue
-        walked = f"{walked}.{name}" if walked else name
+        parent, walked = walked, f"{walked}.{name}" if walked else name
+        if isinstance(node, list) and name.isdigit():
+            raise ConfigError(f"override '{key}': '{parent}' is a list; an element is written {parent}[{name}]",
+                              source="command line")
         if not isinstance(node, dict):
             raise ConfigError(f"override '{key}': '{walked}' lies under a value that is not a mapping",
                               source="command line")

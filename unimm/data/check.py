@@ -63,7 +63,7 @@ class DataReport:
                 current = s.dataset
                 lines.append(f"datasets.{s.dataset}")
             status = "PROBLEM" if s.problems else "ok"
-            lines.append(f"  {s.split:<6} {status:<9}" + ("; ".join(s.summary) if s.summary else ""))
+            lines.append((f"  {s.split:<6} {status:<9}" + "; ".join(s.summary)).rstrip())
             lines += [f"      problem: {p}" for p in s.problems]
             lines += [f"      note: {n}" for n in s.notes]
         datasets = len({s.dataset for s in self.splits if s.problems})

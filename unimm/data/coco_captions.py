@@ -69,7 +69,7 @@ def coco_captions(
         (``mlm_labels`` ``[B, T]`` when masking), ``image_id`` / ``caption_id`` /
         ``image_index`` ``[B]`` and ``caption`` (B strings). Task type ``image_text``.
     """
-    official = split_file(split_names or COCO_CAPTION_SPLITS, split, name)
+    official = split_file({**COCO_CAPTION_SPLITS, **(split_names or {})}, split, name)
     root = Path(data_dir)
     path = root / "annotations" / f"captions_{official}.json"
     require_files([path, root / official], "coco_captions")

@@ -132,7 +132,7 @@ def coco_detection(
         ``categories`` (``{"id", "name"}`` per class index) and, on a labelled split,
         ``annotation_file`` (the ground truth of the ``coco_map`` metric).
     """
-    official = split_file(split_names or COCO_SPLITS, split, name)
+    official = split_file({**COCO_SPLITS, **(split_names or {})}, split, name)
     root = Path(data_dir)
     labelled = not is_test_split(official)
     annotation_file, folder = annotation_path(root, official), image_folder(root, official)
@@ -148,4 +148,4 @@ def coco_detection(
     if labelled:
         info["annotation_file"] = str(annotation_file)
     return DetectionDataset(images, choose_transform(split, train_transform, eval_transform), name,
-                            annotation_file, info, has_labels=labelled)
+                            annotation_file, info, has_labels=labelled, results_name=official)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from unimm.data.common import read_image
 from unimm.data.images import load_image
 from unimm.data.transforms.functional import clip_boxes, xyxy_to_normalized_cxcywh
 from unimm.modules.box_ops import detr_detections
+from unimm.utils.fileio import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class DetectionDataset(Dataset):
             data without an official COCO-format annotation file.
         has_labels: False for a split distributed without boxes (COCO test2017): it is for
             ``run_type=predict`` only, and ``label_counts`` is empty.
+        results_name: the official split of COCO files (``val2017``, ``test-dev2017`` ...): predict
+            then also writes the file COCO's evaluation server reads (``write_submission``).
 
     Each sample's picture must have the size its record states (``height`` x ``width``): the
     boxes are in those pixels, so another size is an error (``unimm.data.common.read_image``).
@@ -59,8 +63,9 @@ class DetectionDataset(Dataset):
 
     def __init__(self, images: Sequence[DetectionImage], transform: Any, name: str, source: Path,
                  info: dict[str, Any], max_attributes: int = 0, ground_truth_in_memory: bool = False,
-                 has_labels: bool = True) -> None:
+                 has_labels: bool = True, results_name: str | None = None) -> None:
         self.has_labels = has_labels
+        self.results_name = results_name
         self.images = list(images)
         self.transform = transform
         self.name = name
@@ -122,6 +127,16 @@ class DetectionDataset(Dataset):
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    def write_submission(self, rows: Sequence[dict[str, Any]], folder: Path, split: str) -> list[Path]:
+        """The file COCO's detection server reads: ``detections_<results_name>_unimm_results.json``
+        (e.g. ``detections_test-dev2017_unimm_results.json``; zip it to upload), the rows of
+        ``format_predictions`` as a JSON list. Only for datasets read from COCO files."""
+        if not self.results_name:
+            return []
+        path = Path(folder) / f"detections_{self.results_name}_unimm_results.json"
+        atomic_write_text(path, json.dumps(list(rows)))
+        return [path]
 
     def format_predictions(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The official COCO results format, one row per query, as the ``coco_map`` metric sees them.

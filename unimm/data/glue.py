@@ -311,7 +311,7 @@ def glue(
     if task not in GLUE_TASKS:
         raise ConfigError(f"unknown GLUE task '{task}'; known: {', '.join(GLUE_TASKS)}", key="task")
     spec = GLUE_TASKS[task]
-    files = split_files or (MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS)
+    files = {**(MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS), **(split_files or {})}
     path = accept_alias(data_dir, DATA_DIR_ALIASES) / spec.folder / split_file(files, split, name)
     require_files([path], "glue")
     problems = RecordProblems(name, path, strict)

@@ -95,7 +95,7 @@ def nlvr2(
         file without labels). ``run_type=predict`` writes ``<save_dir>/predictions/<name>_<split>_predictions.csv``
         (``render_predictions``).
     """
-    official = split_file(split_names or NLVR2_SPLITS, split, name)
+    official = split_file({**NLVR2_SPLITS, **(split_names or {})}, split, name)
     root = Path(data_dir)
     path = root / f"{official}.json"
     images = (Path(image_dir) if image_dir else root / "images") / official

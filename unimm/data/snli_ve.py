@@ -96,7 +96,7 @@ def snli_ve(
         ``<save_dir>/predictions/<name>_<split>_predictions.jsonl`` (``render_predictions``).
     """
     root = Path(data_dir)
-    path = root / split_file(split_files or SNLI_VE_SPLITS, split, name)
+    path = root / split_file({**SNLI_VE_SPLITS, **(split_files or {})}, split, name)
     images = accept_alias(Path(image_dir) if image_dir else root / "flickr30k_images", IMAGE_DIR_ALIASES)
     require_files([path, images], "snli_ve")
     problems = RecordProblems(name, path, strict)

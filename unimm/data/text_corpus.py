@@ -128,7 +128,7 @@ def text_corpus(
         Batches hold ``input_ids`` / ``attention_mask`` / ``token_type_ids`` / ``mlm_labels``
         ``[B, T]`` and ``is_next`` ``[B]``. Task type ``text_pretraining``.
     """
-    path = Path(data_dir) / split_file(split_files or CORPUS_SPLITS, split, name)
+    path = Path(data_dir) / split_file({**CORPUS_SPLITS, **(split_files or {})}, split, name)
     require_files([path], "corpus")
     documents = read_documents(path)
     if not documents:

@@ -218,7 +218,7 @@ def visual_genome(
     root = Path(data_dir)
     files = {k: root / v for k, v in [("image_data", "image_data.json"), ("objects", "objects.json"),
                                       ("attributes", "attributes.json")]}
-    split_names = split_files or VG_SPLITS
+    split_names = {**VG_SPLITS, **(split_files or {})}
     train_ids, split_ids = root / split_file(split_names, "train", name), root / split_file(split_names, split, name)
     vocab_files = [root / f for f in (object_vocab_file, attribute_vocab_file) if f]
     require_files([*files.values(), train_ids, split_ids, *vocab_files], "vg")

@@ -80,6 +80,7 @@ def visual_genome_qa(
     split_files: Mapping[str, str] | None = None,
     answer_vocab_file: str | None = None,
     vqa2_data_dir: str | None = None,
+    vqa2_coco2017_split: str | None = None,
     answer_vocab_size: int = 3129,
     exclude_images_of: Sequence[str] | None = None,
     max_samples: int | None = None,
@@ -106,6 +107,9 @@ def visual_genome_qa(
         split_files: split -> JSON list of its image ids (default ``<split>_image_ids.json``).
         answer_vocab_file: one answer a line, relative to ``data_dir``.
         vqa2_data_dir: the VQAv2 folder whose train answers make the vocabulary.
+        vqa2_coco2017_split: the ``coco2017_split`` the ``vqa2`` dataset is given (its train answers
+            are then those of train2014 + val2014 outside COCO val2017): the same file, so that both
+            build one vocabulary.
         answer_vocab_size: answers kept when the vocabulary is built from answers.
         exclude_images_of: files listing COCO images whose VG pictures (through
             ``image_data.json``'s ``coco_id``) give no question: VQAv2 questions files
@@ -121,7 +125,7 @@ def visual_genome_qa(
         A VQA dataset with the batch keys of ``vqa2`` (``answers`` holds the one answer).
     """
     root = Path(data_dir)
-    names = split_files or VG_SPLITS
+    names = {**VG_SPLITS, **(split_files or {})}
     qa_file, image_data = root / "question_answers.json", root / "image_data.json"
     train_ids, split_ids = root / split_file(names, "train", name), root / split_file(names, split, name)
     vocab_file = [root / answer_vocab_file] if answer_vocab_file else []
@@ -137,7 +141,7 @@ def visual_genome_qa(
     if answer_vocab_file:
         vocab = AnswerVocab.from_file(root / answer_vocab_file)
     elif vqa2_data_dir:
-        vocab = vqa2_answer_vocab(vqa2_data_dir, answer_vocab_size)
+        vocab = vqa2_answer_vocab(vqa2_data_dir, answer_vocab_size, coco2017_split=vqa2_coco2017_split)
     else:
         counts = Counter(normalize_answer(answer) for _, image_id, _, answer in records if image_id in train)
         vocab = AnswerVocab.from_counts(counts, answer_vocab_size)

@@ -131,7 +131,7 @@ def vqa2_answer_vocab(data_dir: str | Path, size: int, split_names: Mapping[str,
     """The answer vocabulary that ``vqa2`` builds from ``data_dir``'s train annotations (the ``size`` most
     frequent normalised answers; with ``coco2017_split``, those of train2014 + val2014 outside COCO
     val2017). Read once per set of files and size."""
-    names = split_names or VQA2_SPLITS
+    names = {**VQA2_SPLITS, **(split_names or {})}
     sources = [split_file(names, "train", "vqa2")] + ([split_file(names, "val", "vqa2")] if coco2017_split else [])
     paths = [annotations_path(Path(data_dir), o) for o in sources]
     require_files(paths, "vqa2")
@@ -196,7 +196,7 @@ def vqa2(
         annotations give none),
         ``question_id`` / ``image_id`` ``[B]``.
     """
-    names = split_names or VQA2_SPLITS
+    names = {**VQA2_SPLITS, **(split_names or {})}
     official, train_official = split_file(names, split, name), split_file(names, "train", name)
     root = Path(data_dir)
     pictures_root = Path(image_dir) if image_dir else None
