@@ -1,6 +1,6 @@
 """Run METER's pre-training and fine-tuning on the embedded shapes benchmark, beside the paper and the baselines.
 
-    python tools/reproduce_meter.py main               # MLM + ITM pre-training, then VQAv2 and SNLI-VE fine-tuning,
+    python tools/reproduce_meter.py main               # MLM + ITM pre-training, then VQAv2, SNLI-VE and NLVR2 fine-tuning,
                                                        # each also from random init: the project's main command
     python tools/reproduce_meter.py main --seeds 1 2 3
     python tools/reproduce_meter.py main --dry-run     # validate every config of the plan, run nothing
@@ -30,6 +30,7 @@ VARIANT = "shapes"
 TASKS = {
     "vqa2": ("vqa2.yaml", "vqa2/vqa_accuracy", "vqa2", "VQAv2 (VQA score)", 77.68),
     "snli_ve": ("snli_ve.yaml", "snli_ve/accuracy", "snli_ve", "SNLI-VE (accuracy)", 80.86),
+    "nlvr2": ("nlvr2.yaml", "nlvr2/accuracy", "nlvr2", "NLVR2 (accuracy, dev)", 82.33),
 }
 
 
@@ -60,7 +61,8 @@ def baselines_of(data_dir: Path) -> dict[str, str]:
     shown = {}
     for task, (_, _, name, _, _) in TASKS.items():
         entry = dict(baselines[name])
-        extra = {k: v for k, v in entry.items() if k in ("hypothesis_only", "hypothesis_template_prior")}
+        extra = {k: v for k, v in entry.items() if k in ("hypothesis_only", "hypothesis_template_prior",
+                                                         "sentence_only", "sentence_template_prior")}
         shown[task] = accuracy_baselines(entry) + "".join(f", {k} {100 * v:.1f}" for k, v in extra.items())
     return shown
 

@@ -240,6 +240,15 @@ class Model(Protocol):
 
 
 @runtime_checkable
+class AdaptsInitWeights(Protocol):
+    """A model that reshapes a checkpoint's weights to its own layout before ``checkpoint.init_from``
+    matches them by name and shape (a table that gained rows for a downstream task, say): the
+    returned mapping is matched instead; it must say in the log what it changed."""
+
+    def adapt_init_weights(self, weights: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class Head(Protocol):
     """A task's outputs and losses from a model's states (``heads``; the common shape of unimm's heads).
 

@@ -26,7 +26,7 @@ logger = logging.getLogger("unimm")
 
 PRETRAINING = "image_text_pretraining"  # unimm.data.image_text_pretraining's task type
 TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa", "classification": "classification"}
-TEXT_TYPE, IMAGE_TYPE = 0, 1  # token types of the two streams (METER: text 0, image 1)
+TEXT_TYPE, IMAGE_TYPE, SECOND_IMAGE_TYPE = 0, 1, 2  # token types (METER: text 0, image 1; NLVR2's 2nd image 2)
 VISION = Part(ENCODERS, deferred=True)
 TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
 FUSION = Part(FUSIONS, supplied=("hidden_size",), deferred=True)
@@ -63,12 +63,18 @@ class METER(nn.Module):
     """Encoders -> projections + token types -> fusion -> poolers -> heads.
 
     Args:
-        tasks: dataset name -> ``pretraining`` (MLM and / or ITM, as its batches provide) or ``vqa``.
+        tasks: dataset name -> ``pretraining`` (MLM and / or ITM, as its batches provide), ``vqa``,
+            ``classification`` (an image and a text: SNLI-VE) or ``pair_classification`` (two images and a
+            text: NLVR2).
         vision_encoder: image ``[B, 3, H, W]`` -> tokens ``[B, N, D_v]`` (``ImageTokenEncoder``).
         text_encoder: ids ``[B, T]`` -> states ``[B, T, D_t]`` (``hf_text_encoder``).
         fusion: a ``Fusion`` of width ``D`` (co-attention or merged attention).
         heads: ``mlm_score`` (on the text stream), ``itm_score`` and ``vqa_classifier`` (on ``cls_feats``),
-            those the tasks use.
+            ``<dataset>_classifier`` (on ``cls_feats``, or both passes' for a pair), those the tasks use.
+
+    With a ``pair_classification`` task the token-type table has a third row, the second image's type,
+    which starts as a copy of the image row (METER's NLVR2 set-up; ``adapt_init_weights`` extends a
+    two-row table of a pre-training checkpoint the same way).
     """
 
     def __init__(self, tasks: Mapping[str, str], vision_encoder: ImageTokenEncoder, text_encoder: nn.Module,
@@ -80,22 +86,39 @@ class METER(nn.Module):
         self.text_encoder = text_encoder
         self.cross_modal_text_transform = nn.Linear(text_encoder.hidden_size, width)
         self.cross_modal_image_transform = nn.Linear(vision_encoder.hidden_size, width)
-        self.token_type_embeddings = nn.Embedding(2, width)  # the modality embedding (Sec. 4.2)
+        pairs = "pair_classification" in self.tasks.values()
+        self.token_type_embeddings = nn.Embedding(3 if pairs else 2, width)  # the modality embedding (Sec. 4.2)
         self.cross_modal_fusion = fusion
         self.cross_modal_text_pooler = Pooler(width)
         self.cross_modal_image_pooler = Pooler(width)
         for module in (self.cross_modal_text_transform, self.cross_modal_image_transform, self.token_type_embeddings,
                        self.cross_modal_text_pooler, self.cross_modal_image_pooler):
             module.apply(init_bert_weights)  # METER: objectives.init_weights
+        if pairs:
+            with torch.no_grad():
+                self.token_type_embeddings.weight[SECOND_IMAGE_TYPE] = self.token_type_embeddings.weight[IMAGE_TYPE]
         self.heads = nn.ModuleDict(heads)
 
+    def adapt_init_weights(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A checkpoint's weights made to fit before ``checkpoint.init_from`` matches them: a two-row
+        token-type table (pre-training) gains the second image's row as a copy of the image row, as
+        METER's code does when it sets up NLVR2 after loading its pre-trained weights."""
+        key = "token_type_embeddings.weight"
+        table = weights.get(key)
+        if table is not None and table.shape[0] == 2 and self.token_type_embeddings.num_embeddings == 3:
+            weights = {**weights, key: torch.cat([table, table[IMAGE_TYPE:IMAGE_TYPE + 1]], dim=0)}
+            logger.info("init_from: %s extended to 3 rows, the second image's (type 2) a copy of the image row", key)
+        return weights
+
     def infer(self, input_ids: Tensor, attention_mask: Tensor | None, image: Tensor,
-              pixel_mask: Tensor | None = None) -> Features:
+              pixel_mask: Tensor | None = None, image_type: int = IMAGE_TYPE) -> Features:
         """One pass through encoders, fusion and poolers (METER's ``infer``).
 
         Args:
             input_ids: long ``[B, T]`` (masked ids for MLM); attention_mask ``[B, T]``, 1 on tokens.
             image: ``[B, 3, H, W]``; pixel_mask ``[B, H, W]`` or None.
+            image_type: the image tokens' token type (METER's ``image_token_type_idx``: 1, or 2 for
+                NLVR2's second image).
 
         Returns:
             ``Features``: text ``[B, T, D]``, image ``[B, N, D]``, cls_feats ``[B, 2D]``.
@@ -105,7 +128,7 @@ class METER(nn.Module):
         x = self.cross_modal_text_transform(text.hidden)  # [B, T, D]
         y = self.cross_modal_image_transform(vision.hidden)  # [B, N, D]
         x = x + self.token_type_embeddings.weight[TEXT_TYPE]
-        y = y + self.token_type_embeddings.weight[IMAGE_TYPE]
+        y = y + self.token_type_embeddings.weight[image_type]
         x, y = self.cross_modal_fusion(x, text.padding_mask, y, vision.padding_mask)
         first = y.mean(dim=1) if self.vision_encoder.pooling == "mean" else y[:, 0]  # Swin: METER's avgpool
         cls_feats = torch.cat([self.cross_modal_text_pooler(x[:, 0]), self.cross_modal_image_pooler(first)], dim=-1)
@@ -122,9 +145,12 @@ class METER(nn.Module):
 
         Returns:
             Pre-training: ``mlm_logits`` ``[B, T, V]``, ``itm_logits`` ``[B, 2]``; VQA: ``logits`` ``[B, A]``;
-            and ``losses`` ``{"<dataset>/mlm", "<dataset>/itm", "<dataset>/soft_bce"}``. MLM and ITM are
-            two forward passes, as in METER: masked text with the true image, and the clean text with
-            the matched or mismatched image.
+            classification: ``logits`` ``[B, C]``; and ``losses`` ``{"<dataset>/mlm", "<dataset>/itm",
+            "<dataset>/soft_bce", "<dataset>/cross_entropy"}``. MLM and ITM are two forward passes, as in
+            METER: masked text with the true image, and the clean text with the matched or mismatched
+            image. A pair (NLVR2: ``image2`` / ``pixel_mask2``) is two passes of the text, one with each
+            image (token types 1 and 2), whose ``cls_feats`` are concatenated (``[B, 4D]``) for the
+            head, as METER's ``compute_nlvr2``.
         """
         name = batch.get("dataset_name")
         if name not in self.tasks:
@@ -146,19 +172,23 @@ class METER(nn.Module):
                                "image_text_pretraining")
         else:
             feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
+            pooled = feats.cls_feats
+            if self.tasks[name] == "pair_classification":
+                if "image2" not in batch:
+                    raise KeyError(f"batch of '{name}' has no image2; a pair dataset (NLVR2) collates both images")
+                second = self.infer(batch["input_ids"], mask, batch["image2"], batch.get("pixel_mask2"),
+                                    image_type=SECOND_IMAGE_TYPE)
+                pooled = torch.cat([feats.cls_feats, second.cls_feats], dim=-1)  # [B, 4D]
             head = "vqa_classifier" if self.tasks[name] == "vqa" else f"{name}_classifier"
-            found_outputs, found = self.heads[head](feats.cls_feats, batch)
+            found_outputs, found = self.heads[head](pooled, batch)
             outputs.update(found_outputs)
             losses.update(found)
         return {**outputs, "losses": {f"{name}/{key}": value for key, value in losses.items()}}
 
 
 def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Each dataset's task from its ``task_type``: ``pretraining``, ``vqa`` or ``classification``.
-
-    ``classification`` is an image + text pair with a label (SNLI-VE); a dataset of two images per
-    example (NLVR2) needs METER's two-pass head, not written yet.
-    """
+    """Each dataset's task from its ``task_type``: ``pretraining``, ``vqa``, ``classification`` (an image
+    and a text with a label: SNLI-VE) or ``pair_classification`` (two images per example: NLVR2)."""
     tasks, problems = {}, []
     for name, info in dataset_info.items():
         task = TASK_OF_TYPE.get(str(info.get("task_type")))
@@ -166,9 +196,11 @@ def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, st
             problems.append((f"dataset_info.{name}", f"task type {info.get('task_type')!r}: METER here runs "
                              "image_text_pretraining, vqa and image + text classification datasets (retrieval "
                              "comes later)"))
+        elif task == "classification" and int(info.get("images_per_example", 1)) == 2:
+            task = "pair_classification"
         elif task == "classification" and int(info.get("images_per_example", 1)) != 1:
-            problems.append((f"dataset_info.{name}", f"{info['images_per_example']} images per example (NLVR2): "
-                             "METER's two-pass NLVR2 head is not written yet"))
+            problems.append((f"dataset_info.{name}", f"{info['images_per_example']} images per example: METER "
+                             "classifies one image (SNLI-VE) or a pair (NLVR2) with a text"))
         tasks[name] = task
     if problems:
         raise ConfigError(problems)
@@ -202,8 +234,13 @@ def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str
     if answers:
         heads["vqa_classifier"] = HEADS.build_part(
             vqa_head, "vqa_head", num_classes=answers.pop(), input_size=2 * width, loss="soft_bce")
-    for name in (n for n, t in tasks.items() if t == "classification"):  # METER's snli_classifier
-        heads[f"{name}_classifier"] = HEADS.build({"type": "vl_classifier_head", "input_size": 2 * width,
+    for name, task in tasks.items():
+        if task not in ("classification", "pair_classification"):
+            continue
+        # METER's snli_classifier on cls_feats [2D]; its nlvr2_classifier on both passes' [4D], hidden 2D
+        size = 4 * width if task == "pair_classification" else 2 * width
+        heads[f"{name}_classifier"] = HEADS.build({"type": "vl_classifier_head", "input_size": size,
+                                                   "hidden_size": 2 * width,
                                                    "num_classes": int(dataset_info[name]["num_classes"]),
                                                    "loss": "cross_entropy"}, path=f"model.heads.{name}_classifier")
     return heads
@@ -255,7 +292,10 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
     stream) and / or the ITM head (``itm_head`` on ``cls_feats``) as their batches provide; ``vqa``
     datasets the VQA classifier (``vl_classifier_head``, soft BCE over the answers); image + text
     ``classification`` datasets (SNLI-VE) a ``<dataset>_classifier`` of the same shape with
-    cross-entropy (METER's ``snli_classifier``: 2,368,515 parameters at 1536, three classes).
+    cross-entropy (METER's ``snli_classifier``: 2,368,515 parameters at 1536, three classes); two-image
+    datasets (NLVR2) a ``<dataset>_classifier`` on both passes' ``cls_feats`` (METER's
+    ``nlvr2_classifier``: 3072 -> 1536 -> 2, 4,726,274 parameters, and the token-type row of the second
+    image, 768 more).
 
     Args:
         dataset_info: per dataset, its ``task_type`` and ``info()`` (run time).

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unimm.config.errors import ConfigError
+from unimm.interfaces import AdaptsInitWeights
 from unimm.training import distributed as dist
 from unimm.utils.fileio import atomic_write_text
 
@@ -428,7 +429,9 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
               trust_unverified: bool = False) -> dict:
     """Load weights only (no optimizer, no counters); every model weight must be accounted for.
 
-    Each weight of the model is either loaded, resized by a declared rule, or excluded on purpose
+    A model with ``adapt_init_weights(weights) -> weights`` (``AdaptsInitWeights``) first makes the
+    checkpoint's (renamed) weights fit its own layout, e.g. METER's token-type table gaining NLVR2's
+    row. Each weight of the model is then either loaded, resized by a declared rule, or excluded on purpose
     (not matched by ``include``); a weight the checkpoint lacks (missing) or has in another shape
     (mismatched) is an error, as is a ``key_map`` prefix that matches no checkpoint key. Checkpoint
     weights the model does not have (unexpected, e.g. a DETR checkpoint's decoder when only its
@@ -462,9 +465,11 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
     problems = [f"checkpoint.key_map.{old}: matches no key of {source} (its keys look like {sorted(weights)[:3]})"
                 for old in (key_map or {}) if not any(k.startswith(old) for k in weights)]
     weights = rename_keys(weights, key_map)
+    target = dist.unwrap(model)
+    if isinstance(target, AdaptsInitWeights):
+        weights = target.adapt_init_weights(weights)
     included = compile_patterns(include, "checkpoint.init_include")
     resizable = compile_patterns(resize, "checkpoint.init_resize")
-    target = dist.unwrap(model)
     own = target.state_dict()
     wanted = {k for k in own if not included or any(p.search(k) for p in included)}
     chosen = {k: v for k, v in weights.items() if not included or any(p.search(k) for p in included)}

@@ -20,7 +20,7 @@ RUNNABLE = sorted(p for p in METER.rglob("*.yaml") if f"config=projects/meter/{p
 
 
 def test_runnable_configs_have_a_shapes_variant_and_a_readme_row():
-    assert {p.name for p in RUNNABLE} >= {"pretrain.yaml", "vqa2.yaml", "snli_ve.yaml"}
+    assert {p.name for p in RUNNABLE} >= {"pretrain.yaml", "vqa2.yaml", "snli_ve.yaml", "nlvr2.yaml"}
     readme = (METER / "README.md").read_text()
     for path in RUNNABLE:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -46,6 +46,10 @@ def test_paper_settings_of_the_reference_code():
     assert snli["optimizer"]["lr"] == 2e-6 and [g["lr_mult"] for g in snli["training"]["param_groups"]] == [10.0, 5.0]
     assert (snli["training"]["batch_size"], snli["training"]["max_epochs"], snli["model"]["image_size"]) == (64, 5, 384)
     assert snli["checkpoint"]["init_include"] == vqa["checkpoint"]["init_include"]
+    nlvr2, _ = session.prepare(METER / "nlvr2.yaml", [])
+    assert nlvr2["optimizer"]["lr"] == 1e-5 and [g["lr_mult"] for g in nlvr2["training"]["param_groups"]] == [10.0, 5.0]
+    assert (nlvr2["training"]["batch_size"] * 8, nlvr2["training"]["max_epochs"], nlvr2["model"]["image_size"]) == (
+        256, 10, 288)
 
 
 def test_pretrain_then_vqa_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
@@ -76,3 +80,20 @@ def test_pretrain_then_vqa_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_pa
     weights = load_file(next((tmp_path / "vqa" / "checkpoints").glob("update_*/model.safetensors")))
     assert re.search(rf"loaded\s+{len(weights) - 6}\s", report) and re.search(r"missing\s+0\n", report)
     assert (tmp_path / "vqa" / "results.md").exists()  # the shapes variant's table beside the baselines
+
+
+def test_pretrain_then_nlvr2_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
+    """NLVR2 from a pre-training checkpoint: its two-row token-type table gains the second image's row."""
+    common = ["model.type=meter_tiny", "training.max_updates=2", "training.batch_size=4", "evaluation.max_batches=1",
+              "evaluation.batch_size=8"]
+    overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", f"env.save_dir={tmp_path / 'nlvr2'}",
+                 "env.device=cpu", *common, f"checkpoint.init_from={tmp_path / 'pre' / 'checkpoints' / 'last'}",
+                 f"checkpoint.init_run.overrides=[env.save_dir={tmp_path / 'pre'},{','.join(common)}]"]
+    cfg, text = session.prepare(METER / "nlvr2.yaml", overrides, variant="shapes")
+    results = session.execute(cfg, text)
+    assert 0 <= results["nlvr2/accuracy"] <= 1
+    log = (tmp_path / "nlvr2" / "train.log").read_text()
+    assert "token_type_embeddings.weight extended to 3 rows" in log
+    report = log[log.index("INFO init_from"):]
+    assert re.search(r"excluded\s+6\s+not selected by checkpoint.init_include: heads\.nlvr2_classifier\.", report)
+    assert re.search(r"missing\s+0\n", report)

@@ -201,9 +201,66 @@ def test_snli_ve_is_a_classifier_on_cls_feats_with_cross_entropy():
                                torch.nn.functional.cross_entropy(out["logits"], batch["label"]))
 
 
-def test_nlvr2_is_refused_until_its_two_pass_head_exists():
+def nlvr2_batch(batch_size: int = 4) -> dict:
+    g = torch.Generator().manual_seed(1)
+    batch = {**meter_batches()["snli_ve"], "dataset_name": "nlvr2", "label": torch.tensor([1, 0, 0, 1])}
+    return {**batch, "image2": torch.randn(batch_size, 3, 32, 32, generator=g)}
+
+
+NLVR2_INFO = {"nlvr2": {"task_type": "classification", "vocab_size": 50, "num_classes": 2, "images_per_example": 2}}
+
+
+def test_nlvr2_is_two_passes_with_image_types_1_and_2_into_a_pair_head():
+    """METER's compute_nlvr2: the text with each image (token types 1, 2), cls_feats concatenated."""
+    model = build(info=NLVR2_INFO).eval()
+    table = model.token_type_embeddings.weight
+    assert table.shape == (3, 32)
+    torch.testing.assert_close(table[2], table[1])  # the second image's row starts as the image row
+    with torch.no_grad():
+        table[2] += 0.5  # as after training: the two images are told apart
+    head = model.heads["nlvr2_classifier"]
+    assert (head.dense.in_features, head.dense.out_features, head.out.out_features) == (128, 64, 2)  # 4D, 2D
+    batch = nlvr2_batch()
+    with torch.no_grad():
+        out = model(batch)
+        first = model.infer(batch["input_ids"], batch["attention_mask"], batch["image"], image_type=1)
+        second = model.infer(batch["input_ids"], batch["attention_mask"], batch["image2"], image_type=2)
+        wrong = model.infer(batch["input_ids"], batch["attention_mask"], batch["image2"], image_type=1)
+        expected = head.out(torch.nn.functional.gelu(head.layer_norm(head.dense(
+            torch.cat([first.cls_feats, second.cls_feats], dim=-1)))))
+    torch.testing.assert_close(out["logits"], expected)
+    assert not torch.allclose(second.cls_feats, wrong.cls_feats)  # the type row reaches the features
+    torch.testing.assert_close(out["losses"]["nlvr2/cross_entropy"],
+                               torch.nn.functional.cross_entropy(expected, batch["label"]))
+    with pytest.raises(KeyError, match="no image2"):
+        model({k: v for k, v in batch.items() if k != "image2"})
+
+
+def test_nlvr2_from_a_pretraining_checkpoint_copies_the_image_type_row(tmp_path):
+    from unimm.training.checkpoint import init_from
+
+    pretrained = build()  # two token types
+    torch.save(pretrained.state_dict(), tmp_path / "pretrained.pt")
+    model = build(info=NLVR2_INFO)
+    report = init_from(model, tmp_path / "pretrained.pt", include=[r"^(?!heads\.)"])
+    assert "token_type_embeddings.weight" in report["loaded"]
+    old = pretrained.token_type_embeddings.weight
+    torch.testing.assert_close(model.token_type_embeddings.weight, torch.cat([old, old[1:2]]))
+
+
+def test_paper_size_nlvr2_head_and_its_token_type_row_count_as_reference_notes():
+    """REFERENCE_NOTES 1.1: NLVR2 4,727,042 = nlvr2_classifier 4,726,274 + the third token-type row 768."""
+    from projects.meter.model import count_parts
+
+    with torch.device("meta"):
+        model = build({"type": "meter_paper"}, {"nlvr2": {**NLVR2_INFO["nlvr2"], "vocab_size": 50265}})
+    added = model.token_type_embeddings.weight.numel() - 2 * 768
+    assert (count_parts(model)["heads.nlvr2_classifier"], added) == (4_726_274, 768)
+
+
+def test_a_dataset_of_three_images_is_refused():
     from unimm.config.errors import ConfigError
 
-    info = {"nlvr2": {"task_type": "classification", "vocab_size": 50, "num_classes": 2, "images_per_example": 2}}
-    with pytest.raises(ConfigError, match="two-pass NLVR2 head"):
+    info = {"x": {**NLVR2_INFO["nlvr2"], "images_per_example": 3}}
+    with pytest.raises(ConfigError, match="3 images per example"):
         build(info=info)

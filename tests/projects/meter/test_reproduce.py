@@ -30,5 +30,6 @@ def test_the_table_and_the_baselines(tool, tiny_benchmark):
         [{"vqa2": {"pre-trained": 0.45, "random init": 0.46}, "snli_ve": {"pre-trained": 0.66, "random init": 0.6}}])
     shown = tool.baselines_of(tiny_benchmark)
     assert "question_only_prior" in shown["vqa2"] and "hypothesis_only" in shown["snli_ve"]
+    assert "sentence_only 50.0" in shown["nlvr2"]
     text = tool.render("main", table, shown, [1])
     assert "| SNLI-VE (accuracy) | 80.86 | 66.0 | 60.0 | chance 33.3" in text
