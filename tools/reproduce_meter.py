@@ -3,13 +3,19 @@
     python tools/reproduce_meter.py main               # MLM + ITM pre-training, then VQAv2, SNLI-VE and NLVR2 fine-tuning,
                                                        # each also from random init: the project's main command
     python tools/reproduce_meter.py main --seeds 1 2 3
+    python tools/reproduce_meter.py ablations          # Tables 6, 7 and 10 on the benchmark: co-attention vs merged
+                                                       # attention, MLM / ITM / MLM + ITM, uniform vs bottom/top
+                                                       # learning rates; each by VQAv2 and zero-shot Flickr30k
     python tools/reproduce_meter.py main --dry-run     # validate every config of the plan, run nothing
 
 Every run is a ``projects/meter`` config with ``variant=shapes``, carried out in this process in its
 own folder under ``--out`` (one tree per seed); a run whose record is there is reused. The fine-tuning
 runs start from this seed's pre-training run (everything but the heads, the reference code's rule) or
 from random init. The table (mean and spread over seeds) goes to ``<out>/main.md`` and ``.json`` and
-is printed; speed is reported, never asserted. Tables 3-10's grids are not in this script yet.
+is printed; speed is reported, never asserted. ``ablations`` pre-trains once per setting of
+``projects/meter/ablations`` and measures each pre-training as the paper's Tables 6, 7 and 10 do: VQAv2
+after fine-tuning and zero-shot Flickr30k retrieval (none after MLM alone: it leaves no matching head).
+Table 10's MIM rows and the encoder choices of Tables 3-5 are not in this script yet.
 """
 from __future__ import annotations
 
@@ -47,13 +53,48 @@ class Runner(Runs):
         return self.run(name, config, [f"env.seed={self.seed}", *start_from(source)]).get(key)
 
 
+# setting -> (pre-training config (None: pretrain.yaml), overrides of its downstream runs, label,
+#            the paper's (VQAv2 test-dev, Flickr zero-shot IR@1, TR@1))
+ABLATIONS = {
+    "default": (None, [], "co-attention, MLM + ITM, bottom / top rates (Tables 6, 7, 10)", (74.98, 66.08, 78.10)),
+    "merged_attention": ("ablations/merged_attention.yaml", ["model.fusion=merged_attention"],
+                         "Table 7: merged attention", (74.00, 57.46, 73.10)),
+    "mlm_only": ("ablations/mlm_only.yaml", [], "Table 10: MLM only", (74.19, None, None)),
+    "itm_only": ("ablations/itm_only.yaml", [], "Table 10: ITM only", (72.63, 53.74, 71.00)),
+    "uniform_lr": ("ablations/uniform_lr.yaml", [], "Table 6: one learning rate", (73.16, 48.80, 63.70)),
+}
+ABLATION_VQA = "ablation_vqa2"
+ZERO_SHOT_KEYS = {"ablation_zero_shot_ir1": "flickr30k/ir_r1", "ablation_zero_shot_tr1": "flickr30k/tr_r1"}
+
+
+def ablation_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
+    """Each pre-training setting, then VQAv2 fine-tuning and zero-shot Flickr30k retrieval from it."""
+    rows: dict[str, dict[str, float | None]] = {ABLATION_VQA: {}, **{key: {} for key in ZERO_SHOT_KEYS}}
+    for name, (config, downstream, _, _) in ABLATIONS.items():
+        if config is None:
+            source, vqa_name = runner.pretrain(), "vqa2_pretrained"  # the main command's runs
+        else:
+            runner.run(name, config, [f"env.seed={runner.seed}"])
+            source, vqa_name = runner.root / name, f"vqa2_after_{name}"
+        config_file, key, _, _, _ = TASKS["vqa2"]
+        rows[ABLATION_VQA][name] = runner.run(vqa_name, config_file, [f"env.seed={runner.seed}", *start_from(source),
+                                                                *downstream]).get(key)
+        if name == "mlm_only":
+            continue
+        found = runner.run(f"zero_shot_after_{name}", "retrieval_zero_shot.yaml",
+                           [f"env.seed={runner.seed}", *start_from(source), *downstream])
+        for row, metric in ZERO_SHOT_KEYS.items():
+            rows[row][name] = found.get(metric)
+    return rows
+
+
 def main_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
     source = runner.pretrain()
     return {task: {"pre-trained": runner.finetune(task, source, f"{task}_pretrained"),
                    "random init": runner.finetune(task, None, f"{task}_random_init")} for task in TASKS}
 
 
-COMMANDS = {"main": main_rows}
+COMMANDS = {"main": main_rows, "ablations": ablation_rows}
 
 
 def baselines_of(data_dir: Path) -> dict[str, str]:
@@ -67,9 +108,30 @@ def baselines_of(data_dir: Path) -> dict[str, str]:
     return shown
 
 
+def render_ablations(table: dict, seeds: list[int]) -> str:
+    title = (f"METER's pre-training ablations on the shapes benchmark, `python tools/reproduce_meter.py ablations`, "
+             f"seeds {seeds} (mean ± standard deviation over seeds, %; zero-shot retrieval over the first 100 "
+             "Flickr30k test images, where chance IR@1 is 1.0)")
+    lines = [title, "", "| setting | paper VQAv2 | paper Flickr ZS IR@1 / TR@1 | VQAv2 | Flickr ZS IR@1 / TR@1 |",
+             "|---|---|---|---|---|"]
+    for name, (_, _, label, (vqa, ir1, tr1)) in ABLATIONS.items():
+        paper_zs = "-" if ir1 is None else f"{ir1} / {tr1}"
+        ours_zs = " / ".join(fmt(table.get(row, {}).get(name)) for row in ZERO_SHOT_KEYS)
+        lines.append(f"| {label} | {vqa} | {paper_zs} | {fmt(table.get(ABLATION_VQA, {}).get(name))} | "
+                     f"{'-' if name == 'mlm_only' else ours_zs} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(command: str, table: dict, baselines: dict[str, str], seeds: list[int]) -> str:
+    parts = [render_main({t: v for t, v in table.items() if t in TASKS}, baselines, seeds)] if command != "ablations" else []
+    if command in ("ablations", "all"):
+        parts.append(render_ablations(table, seeds))
+    return "\n".join(parts)
+
+
+def render_main(table: dict, baselines: dict[str, str], seeds: list[int]) -> str:
     columns = list(dict.fromkeys(c for task in table.values() for c in task))
-    title = (f"METER on the shapes benchmark, `python tools/reproduce_meter.py {command}`, seeds {seeds} "
+    title = (f"METER on the shapes benchmark, `python tools/reproduce_meter.py main`, seeds {seeds} "
              "(mean ± standard deviation over seeds, %)")
     lines = [title, "", "| task | paper (METER-CLIP-ViT-B/16) | " + " | ".join(columns) + " | baselines |",
              "|---" * (len(columns) + 3) + "|"]

@@ -25,7 +25,8 @@ from unimm.registry import ENCODERS, FUSIONS, HEADS, MODELS, Part
 logger = logging.getLogger("unimm")
 
 PRETRAINING = "image_text_pretraining"  # unimm.data.image_text_pretraining's task type
-TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa", "classification": "classification"}
+TASK_OF_TYPE = {PRETRAINING: "pretraining", "vqa": "vqa", "classification": "classification",
+                "retrieval_pairs": "retrieval"}
 TEXT_TYPE, IMAGE_TYPE, SECOND_IMAGE_TYPE = 0, 1, 2  # token types (METER: text 0, image 1; NLVR2's 2nd image 2)
 VISION = Part(ENCODERS, deferred=True)
 TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
@@ -64,8 +65,8 @@ class METER(nn.Module):
 
     Args:
         tasks: dataset name -> ``pretraining`` (MLM and / or ITM, as its batches provide), ``vqa``,
-            ``classification`` (an image and a text: SNLI-VE) or ``pair_classification`` (two images and a
-            text: NLVR2).
+            ``classification`` (an image and a text: SNLI-VE), ``pair_classification`` (two images and a
+            text: NLVR2) or ``retrieval`` (image-text pairs scored for retrieval evaluation).
         vision_encoder: image ``[B, 3, H, W]`` -> tokens ``[B, N, D_v]`` (``ImageTokenEncoder``).
         text_encoder: ids ``[B, T]`` -> states ``[B, T, D_t]`` (``hf_text_encoder``).
         fusion: a ``Fusion`` of width ``D`` (co-attention or merged attention).
@@ -150,7 +151,9 @@ class METER(nn.Module):
             METER: masked text with the true image, and the clean text with the matched or mismatched
             image. A pair (NLVR2: ``image2`` / ``pixel_mask2``) is two passes of the text, one with each
             image (token types 1 and 2), whose ``cls_feats`` are concatenated (``[B, 4D]``) for the
-            head, as METER's ``compute_nlvr2``.
+            head, as METER's ``compute_nlvr2``. Retrieval pairs (``RetrievalPairs``, evaluation only)
+            give ``pair_score`` ``[B]``, the ITM head's "match" logit, which METER's ``rank_output``
+            starts from and its zero-shot retrieval scores with.
         """
         name = batch.get("dataset_name")
         if name not in self.tasks:
@@ -170,6 +173,13 @@ class METER(nn.Module):
             if not outputs:
                 raise KeyError(f"batch of '{name}' has neither mlm_labels nor itm_label; build it with "
                                "image_text_pretraining")
+        elif self.tasks[name] == "retrieval":
+            if self.training:
+                raise KeyError(f"'{name}' pairs every image with every text for retrieval evaluation; retrieval "
+                               "fine-tuning (a rank head over 1 positive and 15 negative texts) is not built yet")
+            feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
+            itm_logits, _ = self.heads["itm_score"](feats.cls_feats)
+            outputs["pair_score"] = itm_logits[:, 1]  # METER's zero-shot score: the ITM "match" logit
         else:
             feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
             pooled = feats.cls_feats
@@ -188,14 +198,15 @@ class METER(nn.Module):
 
 def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Each dataset's task from its ``task_type``: ``pretraining``, ``vqa``, ``classification`` (an image
-    and a text with a label: SNLI-VE) or ``pair_classification`` (two images per example: NLVR2)."""
+    and a text with a label: SNLI-VE), ``pair_classification`` (two images per example: NLVR2) or
+    ``retrieval`` (every image with every text, ``retrieval_pairs``: scored with the ITM head)."""
     tasks, problems = {}, []
     for name, info in dataset_info.items():
         task = TASK_OF_TYPE.get(str(info.get("task_type")))
         if task is None or (task == "classification" and "vocab_size" not in info):
             problems.append((f"dataset_info.{name}", f"task type {info.get('task_type')!r}: METER here runs "
-                             "image_text_pretraining, vqa and image + text classification datasets (retrieval "
-                             "comes later)"))
+                             "image_text_pretraining, vqa, image + text classification and retrieval_pairs "
+                             "datasets (karpathy_retrieval with sample_per: pair)"))
         elif task == "classification" and int(info.get("images_per_example", 1)) == 2:
             task = "pair_classification"
         elif task == "classification" and int(info.get("images_per_example", 1)) != 1:
@@ -226,7 +237,7 @@ def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str
         heads["mlm_score"] = HEADS.build({"type": "mlm_head", "vocab_size": vocab_size, "hidden_size": width},
                                          path="model.heads.mlm_score")
         heads["mlm_score"].apply(init_bert_weights)  # METER: objectives.init_weights (decoder bias stays 0)
-    if any(info.get("itm") for info in pretraining):
+    if any(info.get("itm") for info in pretraining) or "retrieval" in tasks.values():
         heads["itm_score"] = HEADS.build({"type": "itm_head", "input_size": 2 * width}, path="model.heads.itm_score")
     answers = {int(dataset_info[n]["num_answers"]) for n, t in tasks.items() if t == "vqa"}
     if len(answers) > 1:

@@ -94,6 +94,24 @@ def test_karpathy_eval_gives_each_image_with_all_its_captions(tmp_path, tok_node
                                "max_samples": 1}, split="test", name="ret")) == 1
 
 
+def test_karpathy_pairs_give_every_image_with_every_caption(tmp_path, tok_node):
+    """sample_per: pair (cross-encoders): sample k is image k // T with caption k % T."""
+    write_karpathy(tmp_path)
+    ds = DATASETS.build({"type": "karpathy_retrieval", "data_dir": str(tmp_path), "tokenizer": tok_node,
+                         "sample_per": "pair"}, split="test", name="ret")
+    assert ds.task_type == "retrieval_pairs" and len(ds) == 2 * 5
+    assert ds.info() == {"vocab_size": ds.tokenizer.vocab_size, "num_images": 2, "num_captions": 5}
+    batch = ds.collate([ds[k] for k in range(len(ds))])
+    assert batch["image_index"].tolist() == [0] * 5 + [1] * 5
+    assert batch["text_index"].tolist() == [0, 1, 2, 3, 4] * 2
+    assert batch["text_image_index"].tolist() == [0, 0, 1, 1, 1] * 2
+    torch.testing.assert_close(batch["image"][0], batch["image"][4])  # image 0 with each caption
+    assert torch.equal(batch["input_ids"][1], batch["input_ids"][6])  # caption 1 with each image
+    assert batch["input_ids"].shape[0] == 10 and batch["attention_mask"].shape == batch["input_ids"].shape
+    with pytest.raises(IndexError):
+        ds[10]
+
+
 def test_karpathy_missing_image(tmp_path, tok_node):
     write_karpathy(tmp_path)
     (tmp_path / "val2014" / "COCO_val2014_000000000003.jpg").unlink()

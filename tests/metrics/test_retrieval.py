@@ -8,7 +8,7 @@ import torch
 import torch.distributed as tdist
 
 from tests.helpers import free_port, spawn_ranks
-from unimm.metrics.retrieval import recall_at_k, retrieval_recall
+from unimm.metrics.retrieval import pair_retrieval_recall, recall_at_k, retrieval_recall
 from unimm.registry import METRICS
 
 # 3 images, 5 texts; texts 0, 1 show image 0, text 2 image 1, texts 3, 4 image 2
@@ -163,3 +163,55 @@ def _matrix(metric: retrieval_recall) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.timeout(120)
 def test_two_gloo_ranks_give_the_single_process_recall():
     spawn_ranks(worker, (free_port(),), 2, start_method="fork")
+
+
+
+def pair_batches(scores: torch.Tensor, owners: list[int], order: list[int], size: int):
+    """The pairs of a [images, texts] score matrix in the given order, as batches of RetrievalPairs."""
+    n_texts = scores.shape[1]
+    for start in range(0, len(order), size):
+        ks = order[start:start + size]
+        rows, cols = [k // n_texts for k in ks], [k % n_texts for k in ks]
+        yield ({"image_index": torch.tensor(rows), "text_index": torch.tensor(cols),
+                "text_image_index": torch.tensor([owners[c] for c in cols])},
+               {"pair_score": scores[rows, cols]})
+
+
+def test_pair_recall_reassembles_the_matrix_in_any_order():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 9, generator=g)
+    owners = [0, 0, 1, 1, 1, 2, 3, 3, 3]
+    metric = pair_retrieval_recall(ks=(1, 2, 5))
+    order = torch.randperm(36, generator=g).tolist()
+    for batch, output in pair_batches(scores, owners, order, size=7):
+        metric.update(batch, output)
+    assert metric.compute() == recall_at_k(scores, torch.tensor(owners), (1, 2, 5))
+
+
+def test_pair_recall_by_hand_and_a_pair_twice_is_an_error():
+    # 2 images, 3 texts (0, 1 of image 0; 2 of image 1). Text 1 ranks image 1 first; image 1 ranks text 0 first.
+    scores = torch.tensor([[0.9, 0.1, 0.2],
+                           [0.8, 0.7, 0.6]])
+    metric = pair_retrieval_recall(ks=(1,))
+    for batch, output in pair_batches(scores, [0, 0, 1], list(range(6)), size=4):
+        metric.update(batch, output)
+    result = metric.compute()
+    assert result["ir_r1"] == pytest.approx(2 / 3) and result["tr_r1"] == pytest.approx(1 / 2)
+    for batch, output in pair_batches(scores, [0, 0, 1], [0, 1], size=2):
+        metric.update(batch, output)
+    with pytest.raises(ValueError, match="scored more than once"):
+        metric.compute()
+
+
+def test_pair_recall_over_complete_rows_when_an_evaluation_stops_early(caplog):
+    scores = torch.tensor([[0.9, 0.1, 0.2, 0.0],
+                           [0.8, 0.7, 0.6, 0.5],
+                           [0.1, 0.1, 0.1, 0.9]])
+    owners = [0, 0, 1, 2]
+    metric = pair_retrieval_recall(ks=(1,))
+    for batch, output in pair_batches(scores, owners, list(range(8)), size=8):  # rows 0 and 1 only
+        metric.update(batch, output)
+    with caplog.at_level("WARNING", logger="unimm"):
+        result = metric.compute()
+    assert "2 of 3 images have every text scored" in caplog.text
+    assert result == recall_at_k(scores[:2, :3], torch.tensor([0, 0, 1]), (1,))

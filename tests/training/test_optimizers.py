@@ -125,3 +125,11 @@ def test_adam_and_adamw_use_the_fused_kernel_where_it_applies():
     model = Tiny()
     assert OPTIMIZERS.build({"type": "adamw", "lr": 1e-3}, params=model.parameters()).defaults["fused"] is True
     assert OPTIMIZERS.build({"type": "adam", "lr": 1e-3, "fused": False}, params=model.parameters()).defaults["fused"] is False
+
+
+def test_layer_names_fold_their_indices_in_first_seen_order():
+    from unimm.training.optimizers import fold_layer_names
+
+    names = ["blocks.0.attn.qkv.weight", "blocks.0.mlp.fc1.weight", "blocks.1.attn.qkv.weight",
+             "blocks.1.mlp.fc1.weight", "cls_token", "blocks.10.attn.qkv.weight"]
+    assert fold_layer_names(names) == ["blocks.N.attn.qkv.weight x3", "blocks.N.mlp.fc1.weight x2", "cls_token"]

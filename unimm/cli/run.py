@@ -38,7 +38,9 @@ given on the command line, is relative to the working directory.
 
 Flags:
   --dry-run   validate, build the parts that need no data (scheduler, sampler, step strategy,
-              callbacks) and print the resolved config; run and write nothing
+              callbacks) and print the resolved config, then the optimizer's parameter groups: each
+              group's learning rate and weight decay and every parameter in it (the model built on
+              the meta device from the train datasets' info); run and write nothing
   --debug     show the full traceback on errors
   -h, --help  this text
 
@@ -90,7 +92,10 @@ def _run(args: list[str], known: dict[str, Any]) -> int:
     cfg, text = prepare(config_path, overrides, variant=variant)
     known["cfg"] = cfg
     if "--dry-run" in flags:
+        from unimm.training.trainer import parameter_group_report
+
         print(text, end="")
+        print(parameter_group_report(cfg), end="")
         return 0
     from unimm.session import execute
 

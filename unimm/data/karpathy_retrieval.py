@@ -84,6 +84,53 @@ class RetrievalImages(Dataset):
                 "num_captions": sum(len(c) for c in self.by_image)}
 
 
+class RetrievalPairs(Dataset):
+    """Every (image, caption) pair of a split, for a cross-encoder that scores each pair jointly
+    (METER's retrieval evaluation: "full cross-encoder scoring of every (image, text) pair").
+
+    Sample ``k`` is image ``k // T`` with caption ``k % T`` (``T`` captions in the split), so an
+    evaluation pass, sharded across ranks and batched as any other, covers the whole
+    ``[images, captions]`` matrix once. Samples hold ``image`` ``[3, H, W]``, ``input_ids`` ...,
+    ``image_index`` (the pair's image), ``text_index`` (the pair's caption) and ``text_image_index``
+    (the caption's own image: the pair matches when it equals ``image_index``). The
+    ``pair_retrieval_recall`` metric reassembles the matrix from the model's ``pair_score``.
+    """
+
+    task_type = "retrieval_pairs"
+
+    def __init__(self, captions: Sequence[Caption], tokenizer: TextTokenizer, transform: Any, name: str,
+                 source: Path) -> None:
+        self.captions = list(captions)
+        first: dict[int, Caption] = {}
+        for caption in self.captions:
+            first.setdefault(caption.image_index, caption)
+        self.images = [first[i] for i in sorted(first)]  # each image once (its first caption), by image_index
+        self.encoded = [tokenizer.encode(c.text) for c in self.captions]  # once, not once per pair
+        self.tokenizer = tokenizer
+        self.transform = transform
+        self.name = name
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.images) * len(self.captions)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"pair {index} of {len(self)}")
+        image_row, text = divmod(index, len(self.captions))
+        first, caption = self.images[image_row], self.captions[text]
+        image, _ = read_image(first.image_path, f"image_id {first.image_id} of {self.source}", self.transform)
+        return {"image": image, "image_index": first.image_index, "text_index": text,
+                "text_image_index": caption.image_index, **self.encoded[text]}
+
+    def collate(self, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return collate_batch(samples, self.name, self.task_type, pad_id=self.tokenizer.pad_id)
+
+    def info(self) -> dict[str, Any]:
+        return {"vocab_size": self.tokenizer.vocab_size, "num_images": len(self.images),
+                "num_captions": len(self.captions)}
+
+
 @DATASETS.register(parts={"tokenizer": "processors", "train_transform": "processors",
                           "eval_transform": "processors"})
 def karpathy_retrieval(
@@ -95,7 +142,7 @@ def karpathy_retrieval(
     annotation_file: str = "dataset_coco.json",
     image_dir: str | None = None,
     split_members: Mapping[str, list[str]] | None = None,
-    sample_per: Literal["caption", "image"] | None = None,
+    sample_per: Literal["caption", "image", "pair"] | None = None,
     mlm_probability: float = 0.0,
     max_samples: int | None = None,
     check_images: bool = True,
@@ -112,8 +159,9 @@ def karpathy_retrieval(
         annotation_file: ``dataset_coco.json`` or ``dataset_flickr30k.json``.
         image_dir: the image root (None: ``data_dir``).
         split_members: split -> the Karpathy ``split`` values it takes (train = train + restval).
-        sample_per: ``caption`` (image-text pairs) or ``image`` (each image with all its
-            captions); None: ``caption`` for train, ``image`` for the other splits.
+        sample_per: ``caption`` (image-text pairs), ``image`` (each image with all its captions:
+            dual encoders) or ``pair`` (every image with every caption: cross-encoders, METER;
+            ``RetrievalPairs``); None: ``caption`` for train, ``image`` for the other splits.
         mlm_probability: share of caption tokens masked for MLM (per-caption samples only).
         max_samples: keep only the captions of the first images (None: all).
         check_images: check every image file exists when the dataset is built.
@@ -122,7 +170,8 @@ def karpathy_retrieval(
 
     Returns:
         Per caption: the pairs of ``coco_captions`` (task type ``retrieval``). Per image: see
-        ``RetrievalImages``. Both carry ``image_index`` and ``text_image_index``.
+        ``RetrievalImages``; per pair: ``RetrievalPairs``. All carry ``image_index`` and
+        ``text_image_index``.
     """
     root = Path(data_dir)
     path = root / annotation_file
@@ -138,7 +187,10 @@ def karpathy_retrieval(
     if check_images:
         require_images((c.image_path for c in captions), name)
     transform = choose_transform(split, train_transform, eval_transform)
-    if (sample_per or ("caption" if split == TRAIN_SPLIT else "image")) == "image":
+    chosen = sample_per or ("caption" if split == TRAIN_SPLIT else "image")
+    if chosen == "image":
         return RetrievalImages(captions, tokenizer, transform, name, path)
+    if chosen == "pair":
+        return RetrievalPairs(captions, tokenizer, transform, name, path)
     return ImageTextPairs(captions, tokenizer, transform, name, path, task_type="retrieval",
                           mlm_probability=mlm_probability, mask_seed=None if split == TRAIN_SPLIT else 0)

@@ -1,8 +1,9 @@
 """Image-text retrieval recall@K (IR@K, TR@K), as METER, ALBEF, FLAVA and MoMo report it.
 
-``recall_at_k`` scores any ``[num_images, num_texts]`` similarity matrix (a cross-encoder's, METER's
-full 1K x 5K scoring, later); the registered ``retrieval_recall`` metric gathers dual-encoder
-embeddings over an evaluation pass and scores their dot products.
+``recall_at_k`` scores any ``[num_images, num_texts]`` similarity matrix; the registered
+``retrieval_recall`` metric gathers dual-encoder embeddings over an evaluation pass and scores their
+dot products, and ``pair_retrieval_recall`` gathers a cross-encoder's score of every (image, text)
+pair (METER's full 1K x 5K scoring).
 
 Ties. A positive is counted within the top K when *fewer than K negatives score at least as high as
 it*: a negative that ties with the positive is ranked before it. METER's ``scores.topk(K)`` and
@@ -17,6 +18,7 @@ is ranked after every candidate, a NaN negative before every candidate.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -25,6 +27,8 @@ from torch import Tensor
 
 from unimm.registry import METRICS
 from unimm.training import distributed as dist
+
+logger = logging.getLogger("unimm")
 
 CHUNK = 1024  # queries per block: bounds the temporary [CHUNK, candidates] masks
 
@@ -187,3 +191,74 @@ class retrieval_recall:  # noqa: N801 (registered name == builder name)
             images, texts = F.normalize(images, dim=-1), F.normalize(texts, dim=-1)
         text_to_image = torch.tensor([index[t] for t in text_ids])  # [T]
         return recall_at_k(images @ texts.T, text_to_image, self.ks)
+
+
+@METRICS.register(outputs=_recall_keys)
+class pair_retrieval_recall:  # noqa: N801 (registered name == builder name)
+    """Cross-encoder retrieval recall@K: the model scores every (image, text) pair jointly (METER).
+
+    Each batch holds pairs (``RetrievalPairs``): the image's row ``image_index``, the text's column
+    ``text_index``, the text's own image ``text_image_index``, and the model's ``pair_score`` ``[B]``.
+    ``compute`` gathers every rank's pairs, fills the ``[images, texts]`` matrix and returns
+    ``recall_at_k`` of it (IR and TR R@K, METER's ``compute_irtr_recall``). A pair scored twice is an
+    error. When not every pair was scored (``evaluation.max_batches``), the recall is that of the images
+    whose row is complete and the texts of those images, and a warning says how many.
+
+    Args:
+        score_key: output entry ``[B]``, higher is more similar (METER: the ITM "match" logit, or
+            ``rank_output`` after retrieval fine-tuning).
+        ks: the cut-offs K.
+    """
+
+    def __init__(self, score_key: str = "pair_score", ks: Sequence[int] = (1, 5, 10)) -> None:
+        self.score_key = score_key
+        self.ks = tuple(int(k) for k in ks)
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: list[tuple[list[int], list[int], list[int], Tensor]] = []
+
+    def update(self, batch: Mapping[str, Any], output: Mapping[str, Any]) -> None:
+        scores = output[self.score_key].detach().float().reshape(-1).cpu()  # [B]
+        images, texts = _ids(batch["image_index"]), _ids(batch["text_index"])
+        owners = _ids(batch["text_image_index"])
+        if not len(images) == len(texts) == len(owners) == scores.shape[0]:
+            raise ValueError(f"pair_retrieval_recall: {scores.shape[0]} scores for {len(images)} pairs; the output "
+                             f"'{self.score_key}' must hold one score per pair")
+        self.rows.append((images, texts, owners, scores))
+
+    def compute(self) -> dict[str, float]:
+        images, texts, owners, scores = [], [], [], []
+        for part in dist.all_gather_object(self.rows):  # every rank's pairs
+            for i, t, o, s in part:
+                images += i
+                texts += t
+                owners += o
+                scores.append(s)
+        if not images:
+            raise ValueError("pair_retrieval_recall: no pair was scored")
+        n_images, n_texts = max(images + owners) + 1, max(texts) + 1
+        rows, cols = torch.tensor(images), torch.tensor(texts)
+        if torch.unique(rows * n_texts + cols).numel() != len(images):
+            raise ValueError("pair_retrieval_recall: a pair was scored more than once; each (image_index, "
+                             "text_index) must come once per evaluation (RetrievalPairs)")
+        matrix = torch.full((n_images, n_texts), float("nan"))
+        matrix[rows, cols] = torch.cat(scores)
+        seen = torch.zeros(n_images, n_texts, dtype=torch.bool)
+        seen[rows, cols] = True
+        owner_of = torch.full((n_texts,), -1, dtype=torch.long)
+        owner_of[cols] = torch.tensor(owners)
+        complete = seen.all(dim=1)  # image rows with every text scored
+        if not bool(complete.all()):
+            keep_texts = (owner_of >= 0) & complete[owner_of.clamp(min=0)]
+            if not bool(keep_texts.any()):
+                raise ValueError("pair_retrieval_recall: no image had all its pairs scored and a text of its own")
+            logger.warning("pair_retrieval_recall: %d of %d images have every text scored (evaluation.max_batches?); "
+                           "recall over those images and their %d texts", int(complete.sum()), n_images,
+                           int(keep_texts.sum()))
+            image_rows = complete.nonzero().flatten()
+            new_row = torch.full((n_images,), -1, dtype=torch.long)
+            new_row[image_rows] = torch.arange(len(image_rows))
+            matrix = matrix[image_rows][:, keep_texts]
+            owner_of = new_row[owner_of[keep_texts]]
+        return recall_at_k(matrix, owner_of, self.ks)

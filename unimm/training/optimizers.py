@@ -154,6 +154,15 @@ def format_groups(rows: list[dict[str, Any]], examples: int = 3) -> str:
     return "\n".join(lines)
 
 
+def fold_layer_names(names: list[str]) -> list[str]:
+    """Parameter names with layer indices folded: ``a.0.b``, ``a.1.b`` -> ``a.N.b x2``, in first-seen order."""
+    counts: dict[str, int] = {}
+    for name in names:
+        folded = re.sub(r"(?<=\.)\d+(?=\.)", "N", name)
+        counts[folded] = counts.get(folded, 0) + 1
+    return [name if n == 1 else f"{name} x{n}" for name, n in counts.items()]
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

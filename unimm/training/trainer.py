@@ -28,7 +28,7 @@ from unimm.training import checkpoint as ckpt
 from unimm.training.callbacks import notify
 from unimm.training import distributed as dist
 from unimm.training.evaluation import evaluate, predict
-from unimm.training.optimizers import describe_groups, format_groups, param_groups
+from unimm.training.optimizers import describe_groups, fold_layer_names, format_groups, param_groups
 from unimm.training.run_folder import last_checkpoint, resumes
 from unimm.training.run_log import RunLog
 from unimm.training.steps import NonFiniteLossError, StepContext
@@ -273,14 +273,44 @@ def build_optimizer(node: Any, model: nn.Module, rules: list[dict],
                     no_decay: list[str] | None = None) -> torch.optim.Optimizer:
     """The optimizer over parameter groups; a group without its own lr / decay takes the
     optimizer's (its builder's default when the config leaves it out). The group table is logged."""
+    groups = optimizer_groups(node, model, rules, no_decay)
+    logger.info("parameter groups (training.param_groups, training.no_decay):\n%s",
+                format_groups(describe_groups(model, groups)))
+    return OPTIMIZERS.build(node, path="optimizer", params=groups)
+
+
+def optimizer_groups(node: Any, model: nn.Module, rules: list[dict], no_decay: list[str] | None = None) -> list[dict]:
+    """The parameter groups ``build_optimizer`` hands the optimizer, with the optimizer node's lr and decay."""
     name, kwargs = split_node(node)
     defaults = {p.name: p.default for p in inspect.signature(OPTIMIZERS.get(name).builder).parameters.values()}
     lr = kwargs.get("lr", defaults.get("lr"))
     decay = kwargs.get("weight_decay", defaults.get("weight_decay", 0.0))
-    groups = param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0), no_decay=no_decay)
-    logger.info("parameter groups (training.param_groups, training.no_decay):\n%s",
-                format_groups(describe_groups(model, groups)))
-    return OPTIMIZERS.build(node, path="optimizer", params=groups)
+    return param_groups(model, rules, base_lr=float(lr), base_weight_decay=float(decay or 0.0), no_decay=no_decay)
+
+
+def parameter_group_report(cfg: dict[str, Any]) -> str:
+    """What ``--dry-run`` prints of the optimizer: each group's rate and decay, and every parameter in
+    it, layers folded (``blocks.N.attn.qkv.weight x12``). The model is built on the meta device (no
+    memory, no weights read) from the train datasets' info, so the datasets must be readable; if they
+    are not, or the run does not train, the report says why instead."""
+    if cfg["run_type"] not in ("train", "train_val"):
+        return f"parameter groups: not shown (run_type={cfg['run_type']} does not train)\n"
+    try:
+        info = dataset_info(build_datasets(cfg, "train"))
+        with torch.device("meta"):
+            model = MODELS.build(cfg["model"], path="model", dataset_info=info)
+    except (ConfigError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"parameter groups: not shown (building the model from the train datasets failed: {first})\n"
+    t = cfg["training"]
+    rows = describe_groups(model, optimizer_groups(cfg["optimizer"], model, t["param_groups"], t["no_decay"]))
+    lines = ["parameter groups (training.param_groups, training.no_decay):", format_groups(rows)]
+    for row in rows:
+        lines.append(f"{row['group']}: lr {row['lr']:.3g}, weight decay {row['weight_decay']:.3g}, "
+                     f"{row['parameters']:,} parameters")
+        lines += [f"  {name}" for name in fold_layer_names(row["names"])]
+    return "\n".join(lines) + "\n"
+
 
 
 class EarlyStop:

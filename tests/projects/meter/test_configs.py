@@ -97,3 +97,42 @@ def test_pretrain_then_nlvr2_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_
     report = log[log.index("INFO init_from"):]
     assert re.search(r"excluded\s+6\s+not selected by checkpoint.init_include: heads\.nlvr2_classifier\.", report)
     assert re.search(r"missing\s+0\n", report)
+
+
+def test_dry_run_prints_every_parameter_in_its_group_with_its_rate(tiny_benchmark: Path, capsys):
+    """Issue-prone in the reference: which parameters train at which rate. --dry-run shows it, runs nothing."""
+    from unimm.cli.run import main
+
+    args = [f"config={METER / 'pretrain.yaml'}", "variant=shapes", f"env.data_dir={tiny_benchmark}",
+            "env.benchmark.size=tiny", "model.type=meter_tiny", "optimizer.lr=0.001", "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    report = out[out.index("parameter groups (training.param_groups"):]
+    assert "training.param_groups[0]: lr 0.005, weight decay 0.01" in report  # heads x5
+    assert "training.param_groups[1]/no_decay: lr 0.005, weight decay 0" in report  # cross-modal x5, no decay
+    assert "default: lr 0.001, weight decay 0.01" in report  # the encoders
+    heads = report[report.index("training.param_groups[0]: "):report.index("training.param_groups[0]/no_decay: ")]
+    assert "  heads.mlm_score.dense.weight\n" in heads and "  heads.itm_score.fc.weight\n" in heads
+    assert re.search(r"\n  cross_modal_fusion\.text_layers\.N\.attention\.self\.query\.weight x\d+\n", report)
+    paper = main([f"config={METER / 'pretrain.yaml'}", "env.data_dir=/nonexistent", "--dry-run"])
+    assert paper == 0
+    assert "parameter groups: not shown (building the model from the train datasets failed:" in \
+        capsys.readouterr().out
+
+
+def test_pretrain_then_zero_shot_retrieval_scores_every_pair(tiny_benchmark: Path, tmp_path: Path):
+    """Zero-shot Flickr30k: the pre-trained ITM head scores every (image, caption) pair of the test split."""
+    common = ["model.type=meter_tiny", "training.max_updates=2", "training.batch_size=4", "evaluation.max_batches=1",
+              "evaluation.batch_size=8"]
+    overrides = [f"env.data_dir={tiny_benchmark}", "env.benchmark.size=tiny", f"env.save_dir={tmp_path / 'zs'}",
+                 "env.device=cpu", "model.type=meter_tiny", "evaluation.batch_size=64",
+                 f"checkpoint.init_from={tmp_path / 'pre' / 'checkpoints' / 'last'}",
+                 f"checkpoint.init_run.overrides=[env.save_dir={tmp_path / 'pre'},{','.join(common)}]"]
+    cfg, text = session.prepare(METER / "retrieval_zero_shot.yaml", overrides, variant="shapes")
+    results = session.execute(cfg, text)
+    assert set(results) >= {f"flickr30k/{d}_r{k}" for d in ("ir", "tr") for k in (1, 5, 10)}
+    assert all(0 <= v <= 1 for v in results.values())
+    log = (tmp_path / "zs" / "test.log").read_text()
+    report = log[log.index("INFO init_from"):]
+    assert re.search(r"missing\s+0\n", report) and re.search(r"excluded\s+0\n", report)  # the ITM head included
+    assert "metric pair_retrieval_recall" not in log  # no pair was left out or scored twice

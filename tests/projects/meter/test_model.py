@@ -258,6 +258,21 @@ def test_paper_size_nlvr2_head_and_its_token_type_row_count_as_reference_notes()
     assert (count_parts(model)["heads.nlvr2_classifier"], added) == (4_726_274, 768)
 
 
+def test_retrieval_pairs_are_scored_by_the_itm_match_logit_in_evaluation_only():
+    info = {"flickr30k": {"task_type": "retrieval_pairs", "vocab_size": 50, "num_images": 2, "num_captions": 4}}
+    model = build(info=info).eval()
+    assert set(model.heads) == {"itm_score"}
+    batch = {**meter_batches()["vqa2"], "dataset_name": "flickr30k", "task_type": "retrieval_pairs"}
+    with torch.no_grad():
+        out = model(batch)
+        feats = model.infer(batch["input_ids"], batch["attention_mask"], batch["image"])
+        expected = model.heads["itm_score"].fc(feats.cls_feats)[:, 1]
+    torch.testing.assert_close(out["pair_score"], expected)
+    assert out["losses"] == {}
+    with pytest.raises(KeyError, match="retrieval fine-tuning"):
+        model.train()(batch)
+
+
 def test_a_dataset_of_three_images_is_refused():
     from unimm.config.errors import ConfigError
 

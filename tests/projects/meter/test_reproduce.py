@@ -33,3 +33,26 @@ def test_the_table_and_the_baselines(tool, tiny_benchmark):
     assert "sentence_only 50.0" in shown["nlvr2"]
     text = tool.render("main", table, shown, [1])
     assert "| SNLI-VE (accuracy) | 80.86 | 66.0 | 60.0 | chance 33.3" in text
+
+
+def test_the_ablation_plan_and_its_table(tool, tmp_path, monkeypatch):
+    """Tables 6, 7, 10: each pre-training setting, VQAv2 and zero-shot retrieval from it (none after MLM alone)."""
+    runner = tool.Runner(tool.METER, "shapes", tmp_path, tmp_path / "data", seed=2)
+    seen = {}
+
+    def run(name, config, overrides):
+        seen[name] = (config, overrides)
+        return {"vqa2/vqa_accuracy": 0.4, "flickr30k/ir_r1": 0.01, "flickr30k/tr_r1": 0.02}
+
+    monkeypatch.setattr(runner, "run", run)
+    rows = tool.ablation_rows(runner)
+    assert seen["pretrain"][0] == "pretrain.yaml" and seen["merged_attention"][0] == "ablations/merged_attention.yaml"
+    assert "model.fusion=merged_attention" in seen["vqa2_after_merged_attention"][1]
+    assert "model.fusion=merged_attention" in seen["zero_shot_after_merged_attention"][1]
+    assert f"checkpoint.init_from={tmp_path / 'seed2' / 'itm_only'}/checkpoints/last" in seen["vqa2_after_itm_only"][1]
+    assert "vqa2_pretrained" in seen and "zero_shot_after_mlm_only" not in seen  # MLM leaves no matching head
+    assert set(rows["ablation_vqa2"]) == set(tool.ABLATIONS) and "mlm_only" not in rows["ablation_zero_shot_ir1"]
+    table = load_tool(REPO / "tools" / "reproduction.py").summarise([rows])
+    text = tool.render("ablations", table, {}, [2])
+    assert "| Table 7: merged attention | 74.0 | 57.46 / 73.1 | 40.0 | 1.0 / 2.0 |" in text
+    assert "| Table 10: MLM only | 74.19 | - | 40.0 | - |" in text
