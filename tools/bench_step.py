@@ -7,7 +7,8 @@ Builds the run's datasets, model, optimizer, sampler and hooks as the trainer do
 ``--updates`` updates (after ``--warmup``), one batch of the drawn dataset each whatever the step
 strategy (an ``accumulate`` update of the run costs the sum over its datasets), split into: data
 (the next batch), forward (of which the Hungarian matcher and the set criterion, timed by module
-hooks), backward, hooks (optimizer hooks' ``before_step``), clipping and the optimizer step. The FLOPs of one forward + backward per dataset
+hooks), backward, hooks (optimizer hooks' ``before_step``; with ``skip_zero_grad`` last and clipping on,
+the one pass that does both, as the trainer; ``--two-passes`` times them apart), clipping and the optimizer step. The FLOPs of one forward + backward per dataset
 are counted with ``torch.utils.flop_counter`` and weighted by the sampler's draws, giving GFLOP/s
 and the fraction of an fp32 matmul peak measured in the same process. Nothing is written.
 """
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--two-passes", action="store_true",
+                        help="skip_zero_grad and clipping as two passes over the gradients (the trainer fuses them)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from unimm.modules.matcher import HungarianMatcher
     from unimm.registry import MODELS, OPTIMIZER_HOOKS, TASK_SAMPLERS
     from unimm.session import prepare, prepare_benchmark
+    from unimm.training.hooks import SkipZeroGrad
     from unimm.training.streams import BatchStream
     from unimm.training.trainer import build_datasets, build_optimizer, dataset_info, seed_everything
 
@@ -133,12 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             timer.start("backward")
             sum(losses.values()).backward()
             timer.stop("backward")
+            # as the trainer: skip_zero_grad last with clipping on runs both in one pass (timed as hooks)
+            fused = (not args.two_passes and bool(t["clip_grad_norm"]) and bool(hooks)
+                     and isinstance(hooks[-1], SkipZeroGrad))
             timer.start("hooks")
-            for hook in hooks:
+            for hook in hooks[:-1] if fused else hooks:
                 hook.before_step(step)
+            if fused:
+                hooks[-1].skip_and_clip(params, t["clip_grad_norm"])
             timer.stop("hooks")
             timer.start("clipping")
-            if t["clip_grad_norm"]:
+            if t["clip_grad_norm"] and not fused:
                 torch.nn.utils.clip_grad_norm_(params, t["clip_grad_norm"])
             timer.stop("clipping")
             timer.start("optimizer")

@@ -87,6 +87,48 @@ def test_skip_zero_grad_leaves_unused_parameters_bit_identical(name):
     assert not identical(before["vqa.weight"], after["vqa.weight"])
 
 
+def fused_case(seed: int):
+    """Parameters of two dtypes with gradients: random, all zero (unused), a NaN, and none."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(4, 3), (3,), (5, 2), (2,), (6,), (3, 3)]
+    params = [nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64 if i in (1, 4) else torch.float32))
+              for i, s in enumerate(shapes)]
+    for i, p in enumerate(params):
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype) * 3
+    params[0].grad.zero_()  # unused: the first of its dtype group, so the groups' order shifts once skipped
+    params[4].grad.zero_()
+    params[5].grad = None
+    return params
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])  # clipping, and a bound far above the norm (coefficient 1)
+def test_skip_and_clip_in_one_pass_equals_the_two_passes_to_the_bit(max_norm):
+    two, one = fused_case(0), fused_case(0)
+    SkipZeroGrad(torch.optim.SGD(two, lr=0.1)).before_step(0)
+    total_two = torch.nn.utils.clip_grad_norm_(two, max_norm)
+    hook = SkipZeroGrad(torch.optim.SGD(one, lr=0.1))
+    total_one = hook.skip_and_clip(one, max_norm)
+    assert hook.last_skipped == 2 and [p.grad is None for p in one] == [True, False, False, False, True, True]
+    assert torch.equal(total_one, total_two)
+    for a, b in zip(two, one):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
+
+
+def test_a_nan_gradient_is_kept_and_clipping_sees_it():
+    params = fused_case(1)
+    params[2].grad[0, 0] = float("nan")
+    hook = SkipZeroGrad(torch.optim.SGD(params, lr=0.1))
+    assert hook.skip_and_clip(params, 1.0).isnan() and params[2].grad is not None
+
+
+def test_other_parameters_than_the_optimizers_take_the_two_passes():
+    params = fused_case(2)
+    hook = SkipZeroGrad(torch.optim.SGD(params[:3], lr=0.1))
+    total = hook.skip_and_clip(params, 1.0)
+    assert params[0].grad is None and params[4].grad is not None  # only the optimizer's are skipped
+    assert total > 0
+
+
 def make_mask(model, **kwargs):
     node = {"type": "iterative_gradient_mask", "params": "weight", **kwargs}
     return OPTIMIZER_HOOKS.build(node, model=model, optimizer=None)

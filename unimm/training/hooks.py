@@ -20,7 +20,7 @@ import re
 from typing import Annotated, Any, Mapping
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
@@ -65,6 +65,47 @@ class SkipZeroGrad:
                 param.grad = None
                 self.last_skipped += 1
 
+    def skip_and_clip(self, params: list[nn.Parameter], max_norm: float) -> Tensor | None:
+        """``before_step`` and ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` in one pass over the
+        gradients: one ``_foreach_norm`` gives each gradient's norm, which says both whether it is all
+        zero (norm 0; a NaN norm is not 0, as in ``before_step``) and the total norm of those kept.
+
+        The same numbers as the two passes, to the bit: the total is the 2-norm of the kept gradients'
+        norms in torch's order (grouped by device and dtype) and the kept gradients are scaled by
+        ``clip_grads_with_norm_``. One difference at the edge of the float range: a gradient whose
+        entries are all so small that their squares underflow (below about 1e-23 in float32) has norm
+        0 and is skipped like an all-zero one; clipping counts it as 0 either way. ``params`` must be
+        the optimizer's parameters (the trainer's trainable ones); otherwise the two passes run.
+
+        Returns:
+            The total norm of the kept gradients (None when no parameter has a gradient).
+        """
+        if {id(p) for g in self.optimizer.param_groups for p in g["params"]} != {id(p) for p in params}:
+            self.before_step(0)
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+        with_grad = [p for p in params if p.grad is not None]
+        self.last_skipped = 0
+        if not with_grad:
+            return None
+        norm_of: dict[int, Tensor] = {}
+        for members in group_by_device_and_dtype(with_grad).values():
+            norms = torch._foreach_norm([p.grad for p in members])
+            norm_of.update({id(p): n for p, n in zip(members, norms)})
+            used = torch.stack(norms).ne(0).tolist()  # one device sync per group
+            for param, is_used in zip(members, used):
+                if not is_used:
+                    param.grad = None
+                    self.last_skipped += 1
+        kept = [p for p in with_grad if p.grad is not None]
+        if not kept:
+            return None
+        # the total as clip_grad_norm_ forms it over the kept gradients: their groups in first-seen order
+        kept_norms = [norm_of[id(p)] for members in group_by_device_and_dtype(kept).values() for p in members]
+        first = kept[0].grad.device
+        total = torch.linalg.vector_norm(torch.stack([n.to(first) for n in kept_norms]), 2.0)
+        torch.nn.utils.clip_grads_with_norm_(kept, max_norm, total)
+        return total
+
     def after_step(self, step: int) -> None:
         pass
 
@@ -73,6 +114,15 @@ class SkipZeroGrad:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+def group_by_device_and_dtype(params: list[nn.Parameter]) -> dict[tuple[Any, Any], list[nn.Parameter]]:
+    """Parameters grouped by their gradient's device and dtype, groups in order of first appearance
+    (the order ``torch.nn.utils.clip_grad_norm_`` sums their norms in)."""
+    groups: dict[tuple[Any, Any], list[nn.Parameter]] = {}
+    for param in params:
+        groups.setdefault((param.grad.device, param.grad.dtype), []).append(param)
+    return groups
 
 
 @OPTIMIZER_HOOKS.register()

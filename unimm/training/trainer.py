@@ -28,6 +28,7 @@ from unimm.training import checkpoint as ckpt
 from unimm.training.callbacks import notify
 from unimm.training import distributed as dist
 from unimm.training.evaluation import evaluate, predict
+from unimm.training.hooks import SkipZeroGrad
 from unimm.training.optimizers import describe_groups, fold_layer_names, format_groups, param_groups
 from unimm.training.run_folder import last_checkpoint, resumes
 from unimm.training.run_log import RunLog
@@ -167,9 +168,13 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         skipped_in_a_row = 0
         if scaler is not None:
             scaler.unscale_(optimizer)
-        for hook in hooks:
+        # skip_zero_grad last with clipping on: both in one pass over the gradients, the same numbers
+        fused = bool(t["clip_grad_norm"]) and bool(hooks) and isinstance(hooks[-1], SkipZeroGrad)
+        for hook in hooks[:-1] if fused else hooks:
             hook.before_step(update)
-        if t["clip_grad_norm"]:
+        if fused:
+            hooks[-1].skip_and_clip(params, t["clip_grad_norm"])
+        elif t["clip_grad_norm"]:
             torch.nn.utils.clip_grad_norm_(params, t["clip_grad_norm"])
         if scaler is not None:
             scaler.step(optimizer)
