@@ -115,9 +115,9 @@ def render_ablations(table: dict, seeds: list[int]) -> str:
     lines = [title, "", "| setting | paper VQAv2 | paper Flickr ZS IR@1 / TR@1 | VQAv2 | Flickr ZS IR@1 / TR@1 |",
              "|---|---|---|---|---|"]
     for name, (_, _, label, (vqa, ir1, tr1)) in ABLATIONS.items():
-        paper_zs = "-" if ir1 is None else f"{ir1} / {tr1}"
+        paper_zs = "-" if ir1 is None else f"{ir1:.2f} / {tr1:.2f}"
         ours_zs = " / ".join(fmt(table.get(row, {}).get(name)) for row in ZERO_SHOT_KEYS)
-        lines.append(f"| {label} | {vqa} | {paper_zs} | {fmt(table.get(ABLATION_VQA, {}).get(name))} | "
+        lines.append(f"| {label} | {vqa:.2f} | {paper_zs} | {fmt(table.get(ABLATION_VQA, {}).get(name))} | "
                      f"{'-' if name == 'mlm_only' else ours_zs} |")
     return "\n".join(lines) + "\n"
 

@@ -54,5 +54,5 @@ def test_the_ablation_plan_and_its_table(tool, tmp_path, monkeypatch):
     assert set(rows["ablation_vqa2"]) == set(tool.ABLATIONS) and "mlm_only" not in rows["ablation_zero_shot_ir1"]
     table = load_tool(REPO / "tools" / "reproduction.py").summarise([rows])
     text = tool.render("ablations", table, {}, [2])
-    assert "| Table 7: merged attention | 74.0 | 57.46 / 73.1 | 40.0 | 1.0 / 2.0 |" in text
+    assert "| Table 7: merged attention | 74.00 | 57.46 / 73.10 | 40.0 | 1.0 / 2.0 |" in text
     assert "| Table 10: MLM only | 74.19 | - | 40.0 | - |" in text
