@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("config=")), None)
-    variant = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("variant=")), None)
-    overrides = [o for o in args.overrides if not o.startswith(("config=", "variant="))]
+    from unimm.cli import split_config_args
+
+    config, variant, overrides = split_config_args(args.overrides)
 
     from unimm.losses.set_criterion import SetCriterion
     from unimm.modules.matcher import HungarianMatcher
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         params = [p for p in model.parameters() if p.requires_grad]
         drawn: dict[str, int] = defaultdict(int)
         per_update = []
+        # as the trainer: skip_zero_grad last with clipping on runs both in one pass (timed as hooks)
+        fused = (not args.two_passes and bool(t["clip_grad_norm"]) and bool(hooks)
+                 and isinstance(hooks[-1], SkipZeroGrad))
         for step in range(args.warmup + args.updates):
             if step == args.warmup:
                 timer.totals.clear()
@@ -137,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
             timer.start("backward")
             sum(losses.values()).backward()
             timer.stop("backward")
-            # as the trainer: skip_zero_grad last with clipping on runs both in one pass (timed as hooks)
-            fused = (not args.two_passes and bool(t["clip_grad_norm"]) and bool(hooks)
-                     and isinstance(hooks[-1], SkipZeroGrad))
             timer.start("hooks")
             for hook in hooks[:-1] if fused else hooks:
                 hook.before_step(step)

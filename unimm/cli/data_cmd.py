@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(args: list[str]) -> int:
+    from unimm.cli import split_config_args
     from unimm.config.errors import ConfigError
     from unimm.data.check import check_config
     from unimm.session import prepare
@@ -60,11 +61,9 @@ def check(args: list[str]) -> int:
     if unknown:
         raise ConfigError(f"unknown flag {', '.join(unknown)}; see unimm_data --help", source="command line")
     pairs = [a for a in args if not a.startswith("--")]
-    config = next((a.split("=", 1)[1] for a in pairs if a.startswith("config=")), None)
+    config, variant, overrides = split_config_args(pairs)
     if config is None:
         raise ConfigError("no config given; write unimm_data check config=path/to/file.yaml", source="command line")
-    variant = next((a.split("=", 1)[1] for a in pairs if a.startswith("variant=")), None)
-    overrides = [a for a in pairs if not a.startswith(("config=", "variant="))]
     splits = next((f.split("=", 1)[1].split(",") for f in flags if f.startswith("--splits=")), None)
     cfg, _ = prepare(config, overrides, variant=variant)
     where = f" (variant {variant})" if variant else ""

@@ -71,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: list[str], known: dict[str, Any]) -> int:
+    from unimm.cli import split_config_args
+
     flags = {a for a in args if a.startswith("--")}
     unknown = flags - {"--debug", "--dry-run"}
     if unknown:
@@ -79,9 +81,7 @@ def _run(args: list[str], known: dict[str, Any]) -> int:
         raise ConfigError(f"unknown flag {', '.join(sorted(unknown))}; see unimm_run --help",
                           source="command line")
     pairs = [a for a in args if not a.startswith("--")]
-    config_path = next((a.split("=", 1)[1] for a in pairs if a.startswith("config=")), None)
-    variant = next((a.split("=", 1)[1] for a in pairs if a.startswith("variant=")), None)
-    overrides = [a for a in pairs if not a.startswith(("config=", "variant="))]
+    config_path, variant, overrides = split_config_args(pairs)
     if config_path is None:
         from unimm.config.errors import ConfigError
 

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from unimm.config.errors import ConfigError
 from unimm.data.common import TRAIN_SPLIT, choose_transform, take
-from unimm.data.files import field, json_list, read_json, require_files, split_file
+from unimm.data.files import field, json_list, named_splits, read_json, require_files, split_file
 from unimm.data.image_text import Caption, ImageTextPairs
 from unimm.data.images import require_images
 from unimm.registry import DATASETS
@@ -69,7 +69,7 @@ def coco_captions(
         (``mlm_labels`` ``[B, T]`` when masking), ``image_id`` / ``caption_id`` /
         ``image_index`` ``[B]`` and ``caption`` (B strings). Task type ``image_text``.
     """
-    official = split_file({**COCO_CAPTION_SPLITS, **(split_names or {})}, split, name)
+    official = split_file(named_splits(COCO_CAPTION_SPLITS, split_names), split, name)
     root = Path(data_dir)
     path = root / "annotations" / f"captions_{official}.json"
     require_files([path, root / official], "coco_captions")

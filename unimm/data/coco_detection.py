@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from unimm.config.errors import ConfigError
 from unimm.data.common import choose_transform, take
 from unimm.data.detection import DetectionDataset, DetectionImage
-from unimm.data.files import field, json_list, read_json, require_files, split_file
+from unimm.data.files import field, json_list, named_splits, read_json, require_files, split_file
 from unimm.data.images import require_images
 from unimm.data.problems import RecordProblems
 from unimm.registry import DATASETS
@@ -132,7 +132,7 @@ def coco_detection(
         ``categories`` (``{"id", "name"}`` per class index) and, on a labelled split,
         ``annotation_file`` (the ground truth of the ``coco_map`` metric).
     """
-    official = split_file({**COCO_SPLITS, **(split_names or {})}, split, name)
+    official = split_file(named_splits(COCO_SPLITS, split_names), split, name)
     root = Path(data_dir)
     labelled = not is_test_split(official)
     annotation_file, folder = annotation_path(root, official), image_folder(root, official)

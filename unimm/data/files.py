@@ -120,6 +120,12 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+def named_splits(defaults: Mapping[str, str], given: Mapping[str, str] | None) -> dict[str, str]:
+    """A dataset's split -> file (or official name) mapping: ``given`` (its ``split_names`` /
+    ``split_files`` argument) names only the splits it changes; the others keep ``defaults``."""
+    return {**defaults, **(given or {})}
+
+
 def split_file(split_files: Mapping[str, str], split: str, dataset: str) -> str:
     """The file (or folder) name of ``split``; an unknown split lists the known ones."""
     if split not in split_files:

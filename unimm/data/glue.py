@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from unimm.config.errors import ConfigError
 from unimm.data.collate import collate_batch
 from unimm.data.common import take
-from unimm.data.files import accept_alias, read_text, require_files, split_file
+from unimm.data.files import accept_alias, named_splits, read_text, require_files, split_file
 from unimm.data.problems import RecordProblems
 from unimm.data.tokenizers import TextTokenizer
 from unimm.registry import DATASETS
@@ -311,7 +311,7 @@ def glue(
     if task not in GLUE_TASKS:
         raise ConfigError(f"unknown GLUE task '{task}'; known: {', '.join(GLUE_TASKS)}", key="task")
     spec = GLUE_TASKS[task]
-    files = {**(MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS), **(split_files or {})}
+    files = named_splits(MNLI_SPLITS[mnli_dev] if task == "mnli" else GLUE_SPLITS, split_files)
     path = accept_alias(data_dir, DATA_DIR_ALIASES) / spec.folder / split_file(files, split, name)
     require_files([path], "glue")
     problems = RecordProblems(name, path, strict)

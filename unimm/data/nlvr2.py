@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from unimm.config.errors import ConfigError
 from unimm.data.common import choose_transform, take
-from unimm.data.files import field, read_jsonl, require_files, split_file
+from unimm.data.files import field, named_splits, read_jsonl, require_files, split_file
 from unimm.data.image_text_classification import ImageTextClassification, LabelledPair, SubmissionFormat
 from unimm.data.images import require_images
 from unimm.registry import DATASETS
@@ -95,7 +95,7 @@ def nlvr2(
         file without labels). ``run_type=predict`` writes ``<save_dir>/predictions/<name>_<split>_predictions.csv``
         (``render_predictions``).
     """
-    official = split_file({**NLVR2_SPLITS, **(split_names or {})}, split, name)
+    official = split_file(named_splits(NLVR2_SPLITS, split_names), split, name)
     root = Path(data_dir)
     path = root / f"{official}.json"
     images = (Path(image_dir) if image_dir else root / "images") / official

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from unimm.config.errors import ConfigError
 from unimm.data.common import choose_transform, take
-from unimm.data.files import accept_alias, field, read_jsonl, require_files, split_file
+from unimm.data.files import accept_alias, field, named_splits, read_jsonl, require_files, split_file
 from unimm.data.image_text_classification import ImageTextClassification, LabelledPair, SubmissionFormat
 from unimm.data.images import require_images
 from unimm.data.problems import RecordProblems
@@ -96,7 +96,7 @@ def snli_ve(
         ``<save_dir>/predictions/<name>_<split>_predictions.jsonl`` (``render_predictions``).
     """
     root = Path(data_dir)
-    path = root / split_file({**SNLI_VE_SPLITS, **(split_files or {})}, split, name)
+    path = root / split_file(named_splits(SNLI_VE_SPLITS, split_files), split, name)
     images = accept_alias(Path(image_dir) if image_dir else root / "flickr30k_images", IMAGE_DIR_ALIASES)
     require_files([path, images], "snli_ve")
     problems = RecordProblems(name, path, strict)

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from unimm.config.errors import ConfigError
 from unimm.data.collate import collate_batch
 from unimm.data.common import TRAIN_SPLIT, take
-from unimm.data.files import read_text, require_files, split_file
+from unimm.data.files import named_splits, read_text, require_files, split_file
 from unimm.data.masking import mask_tokens, sample_generator
 from unimm.data.tokenizers import TextTokenizer
 from unimm.registry import DATASETS
@@ -128,7 +128,7 @@ def text_corpus(
         Batches hold ``input_ids`` / ``attention_mask`` / ``token_type_ids`` / ``mlm_labels``
         ``[B, T]`` and ``is_next`` ``[B]``. Task type ``text_pretraining``.
     """
-    path = Path(data_dir) / split_file({**CORPUS_SPLITS, **(split_files or {})}, split, name)
+    path = Path(data_dir) / split_file(named_splits(CORPUS_SPLITS, split_files), split, name)
     require_files([path], "corpus")
     documents = read_documents(path)
     if not documents:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 from unimm.config.errors import ConfigError
 from unimm.data.common import choose_transform, take
 from unimm.data.detection import DetectionDataset, DetectionImage
-from unimm.data.files import field, json_list, read_json, read_text, require_files, split_file
+from unimm.data.files import field, json_list, named_splits, read_json, read_text, require_files, split_file
 from unimm.data.images import require_images
 from unimm.registry import DATASETS
 
@@ -218,7 +218,7 @@ def visual_genome(
     root = Path(data_dir)
     files = {k: root / v for k, v in [("image_data", "image_data.json"), ("objects", "objects.json"),
                                       ("attributes", "attributes.json")]}
-    split_names = {**VG_SPLITS, **(split_files or {})}
+    split_names = named_splits(VG_SPLITS, split_files)
     train_ids, split_ids = root / split_file(split_names, "train", name), root / split_file(split_names, split, name)
     vocab_files = [root / f for f in (object_vocab_file, attribute_vocab_file) if f]
     require_files([*files.values(), train_ids, split_ids, *vocab_files], "vg")

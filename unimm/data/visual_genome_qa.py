@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 from unimm.config.errors import ConfigError
 from unimm.data.answer_vocab import AnswerVocab
 from unimm.data.common import choose_transform, take
-from unimm.data.files import coco_image_ids, field, json_list, read_json, require_files, split_file
+from unimm.data.files import coco_image_ids, field, json_list, named_splits, read_json, require_files, split_file
 from unimm.data.images import require_images
 from unimm.data.visual_genome import (VG_SPLITS, VgImage, check_split_ids, read_image_data, read_image_ids,
                                       record_image_id)
@@ -125,7 +125,7 @@ def visual_genome_qa(
         A VQA dataset with the batch keys of ``vqa2`` (``answers`` holds the one answer).
     """
     root = Path(data_dir)
-    names = {**VG_SPLITS, **(split_files or {})}
+    names = named_splits(VG_SPLITS, split_files)
     qa_file, image_data = root / "question_answers.json", root / "image_data.json"
     train_ids, split_ids = root / split_file(names, "train", name), root / split_file(names, split, name)
     vocab_file = [root / answer_vocab_file] if answer_vocab_file else []

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from unimm.config.errors import ConfigError
 from unimm.data.answer_vocab import AnswerVocab
 from unimm.data.common import choose_transform, take
-from unimm.data.files import coco_image_ids, field, json_list, read_json, require_files, split_file
+from unimm.data.files import coco_image_ids, field, json_list, named_splits, read_json, require_files, split_file
 from unimm.data.images import require_images
 from unimm.data.problems import RecordProblems
 from unimm.data.vqa import VqaDataset, VqaQuestion
@@ -131,7 +131,7 @@ def vqa2_answer_vocab(data_dir: str | Path, size: int, split_names: Mapping[str,
     """The answer vocabulary that ``vqa2`` builds from ``data_dir``'s train annotations (the ``size`` most
     frequent normalised answers; with ``coco2017_split``, those of train2014 + val2014 outside COCO
     val2017). Read once per set of files and size."""
-    names = {**VQA2_SPLITS, **(split_names or {})}
+    names = named_splits(VQA2_SPLITS, split_names)
     sources = [split_file(names, "train", "vqa2")] + ([split_file(names, "val", "vqa2")] if coco2017_split else [])
     paths = [annotations_path(Path(data_dir), o) for o in sources]
     require_files(paths, "vqa2")
@@ -196,7 +196,7 @@ def vqa2(
         annotations give none),
         ``question_id`` / ``image_id`` ``[B]``.
     """
-    names = {**VQA2_SPLITS, **(split_names or {})}
+    names = named_splits(VQA2_SPLITS, split_names)
     official, train_official = split_file(names, split, name), split_file(names, "train", name)
     root = Path(data_dir)
     pictures_root = Path(image_dir) if image_dir else None

@@ -149,6 +149,8 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
                                  rng_states=rng_states, full=full)
         dist.barrier()
 
+    # skip_zero_grad last with clipping on: both in one pass over the gradients, the same numbers
+    fused = bool(t["clip_grad_norm"]) and bool(hooks) and isinstance(hooks[-1], SkipZeroGrad)
     while update < max_updates:
         ctx = StepContext(model=ddp_model, sampler=sampler, next_batch=lambda n: next(streams[n]),
                           dataset_names=list(train_sets), grad_accum_steps=t["grad_accum_steps"],
@@ -168,8 +170,6 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         skipped_in_a_row = 0
         if scaler is not None:
             scaler.unscale_(optimizer)
-        # skip_zero_grad last with clipping on: both in one pass over the gradients, the same numbers
-        fused = bool(t["clip_grad_norm"]) and bool(hooks) and isinstance(hooks[-1], SkipZeroGrad)
         for hook in hooks[:-1] if fused else hooks:
             hook.before_step(update)
         if fused:
