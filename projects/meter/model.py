@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unimm.config.errors import ConfigError
@@ -72,6 +73,8 @@ class METER(nn.Module):
         fusion: a ``Fusion`` of width ``D`` (co-attention or merged attention).
         heads: ``mlm_score`` (on the text stream), ``itm_score`` and ``vqa_classifier`` (on ``cls_feats``),
             ``<dataset>_classifier`` (on ``cls_feats``, or both passes' for a pair), those the tasks use.
+        rank_output: add METER's retrieval head, ``Linear(2D, 1)`` on ``cls_feats``, which starts as the ITM
+            head's "match" row; the ITM head is then frozen, as METER's retrieval fine-tuning does.
 
     With a ``pair_classification`` task the token-type table has a third row, the second image's type,
     which starts as a copy of the image row (METER's NLVR2 set-up; ``adapt_init_weights`` extends a
@@ -79,7 +82,7 @@ class METER(nn.Module):
     """
 
     def __init__(self, tasks: Mapping[str, str], vision_encoder: ImageTokenEncoder, text_encoder: nn.Module,
-                 fusion: Fusion, heads: Mapping[str, nn.Module]) -> None:
+                 fusion: Fusion, heads: Mapping[str, nn.Module], rank_output: bool = False) -> None:
         super().__init__()
         width = fusion.hidden_size
         self.tasks = dict(tasks)
@@ -99,20 +102,37 @@ class METER(nn.Module):
             with torch.no_grad():
                 self.token_type_embeddings.weight[SECOND_IMAGE_TYPE] = self.token_type_embeddings.weight[IMAGE_TYPE]
         self.heads = nn.ModuleDict(heads)
+        # METER's rank_output sits beside the heads, not among them: its name holds no head's name, so its
+        # learning rate is the bottom's (REFERENCE_NOTES 1.5 item 2), as here with the '^heads\.' rule.
+        self.rank_output = nn.Linear(2 * width, 1) if rank_output else None
+        if self.rank_output is not None:
+            if "itm_score" not in self.heads:
+                raise ConfigError("the retrieval rank head starts from the ITM head, which this model lacks")
+            with torch.no_grad():
+                self.rank_output.weight.copy_(self.heads["itm_score"].fc.weight[1:])
+                self.rank_output.bias.copy_(self.heads["itm_score"].fc.bias[1:])
+            self.heads["itm_score"].requires_grad_(False)  # METER: frozen, its loss still trains the rest
 
     def adapt_init_weights(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
         """A checkpoint's weights made to fit before ``checkpoint.init_from`` matches them: a two-row
         token-type table (pre-training) gains the second image's row as a copy of the image row, as
-        METER's code does when it sets up NLVR2 after loading its pre-trained weights."""
+        METER's code does when it sets up NLVR2 after loading its pre-trained weights; a checkpoint without
+        ``rank_output`` (pre-training) gives it the ITM head's "match" row, as METER's retrieval set-up does
+        after loading."""
         key = "token_type_embeddings.weight"
         table = weights.get(key)
         if table is not None and table.shape[0] == 2 and self.token_type_embeddings.num_embeddings == 3:
             weights = {**weights, key: torch.cat([table, table[IMAGE_TYPE:IMAGE_TYPE + 1]], dim=0)}
             logger.info("init_from: %s extended to 3 rows, the second image's (type 2) a copy of the image row", key)
+        itm = "heads.itm_score.fc"
+        if self.rank_output is not None and "rank_output.weight" not in weights and f"{itm}.weight" in weights:
+            weights = {**weights, "rank_output.weight": weights[f"{itm}.weight"][1:],
+                       "rank_output.bias": weights[f"{itm}.bias"][1:]}
+            logger.info("init_from: rank_output starts as %s's 'match' row (METER's retrieval fine-tuning)", itm)
         return weights
 
-    def infer(self, input_ids: Tensor, attention_mask: Tensor | None, image: Tensor,
-              pixel_mask: Tensor | None = None, image_type: int = IMAGE_TYPE) -> Features:
+    def infer(self, input_ids: Tensor, attention_mask: Tensor | None, image: Tensor | None,
+              pixel_mask: Tensor | None = None, image_type: int = IMAGE_TYPE, vision: Any = None) -> Features:
         """One pass through encoders, fusion and poolers (METER's ``infer``).
 
         Args:
@@ -120,12 +140,14 @@ class METER(nn.Module):
             image: ``[B, 3, H, W]``; pixel_mask ``[B, H, W]`` or None.
             image_type: the image tokens' token type (METER's ``image_token_type_idx``: 1, or 2 for
                 NLVR2's second image).
+            vision: the vision encoder's output for these rows, computed already (``image`` is then unused).
 
         Returns:
             ``Features``: text ``[B, T, D]``, image ``[B, N, D]``, cls_feats ``[B, 2D]``.
         """
         text = self.text_encoder(input_ids, attention_mask)  # EncodedSequence [B, T, D_t]
-        vision = self.vision_encoder(image, pixel_mask)  # EncodedSequence [B, N, D_v]
+        if vision is None:
+            vision = self.vision_encoder(image, pixel_mask)  # EncodedSequence [B, N, D_v]
         x = self.cross_modal_text_transform(text.hidden)  # [B, T, D]
         y = self.cross_modal_image_transform(vision.hidden)  # [B, N, D]
         x = x + self.token_type_embeddings.weight[TEXT_TYPE]
@@ -158,10 +180,13 @@ class METER(nn.Module):
         name = batch.get("dataset_name")
         if name not in self.tasks:
             raise KeyError(f"batch dataset_name {name!r} is not one of the model's datasets ({', '.join(self.tasks)})")
+        # a dataset may train on one kind of sample and be evaluated on another (``by_split``: retrieval
+        # fine-tuning trains on ranked captions and is scored on every image-text pair)
+        task = TASK_OF_TYPE.get(str(batch.get("task_type")), self.tasks[name])
         outputs: dict[str, Any] = {}
         losses: dict[str, Tensor] = {}
         mask = batch.get("attention_mask")
-        if self.tasks[name] == "pretraining":
+        if task == "pretraining":
             if "mlm_labels" in batch and "mlm_score" in self.heads:
                 feats = self.infer(batch["mlm_input_ids"], mask, batch["image"], batch.get("pixel_mask"))
                 outputs["mlm_logits"], found = self.heads["mlm_score"](feats.text, batch["mlm_labels"])
@@ -170,16 +195,14 @@ class METER(nn.Module):
                 feats = self.infer(batch["input_ids"], mask, batch["itm_image"], batch.get("itm_pixel_mask"))
                 outputs["itm_logits"], found = self.heads["itm_score"](feats.cls_feats, batch["itm_label"])
                 losses.update(found)
+            if "rank_input_ids" in batch and self.rank_output is not None:
+                outputs["rank_scores"], losses["irtr"] = self.rank(batch)
             if not outputs:
-                raise KeyError(f"batch of '{name}' has neither mlm_labels nor itm_label; build it with "
-                               "image_text_pretraining")
-        elif self.tasks[name] == "retrieval":
-            if self.training:
-                raise KeyError(f"'{name}' pairs every image with every text for retrieval evaluation; retrieval "
-                               "fine-tuning (a rank head over 1 positive and 15 negative texts) is not built yet")
+                raise KeyError(f"batch of '{name}' has neither mlm_labels, itm_label nor rank_input_ids (with a "
+                               "rank head); build it with image_text_pretraining")
+        elif task == "retrieval":
             feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
-            itm_logits, _ = self.heads["itm_score"](feats.cls_feats)
-            outputs["pair_score"] = itm_logits[:, 1]  # METER's zero-shot score: the ITM "match" logit
+            outputs["pair_score"] = self.pair_score(feats.cls_feats)
         else:
             feats = self.infer(batch["input_ids"], mask, batch["image"], batch.get("pixel_mask"))
             pooled = feats.cls_feats
@@ -189,11 +212,38 @@ class METER(nn.Module):
                 second = self.infer(batch["input_ids"], mask, batch["image2"], batch.get("pixel_mask2"),
                                     image_type=SECOND_IMAGE_TYPE)
                 pooled = torch.cat([feats.cls_feats, second.cls_feats], dim=-1)  # [B, 4D]
-            head = "vqa_classifier" if self.tasks[name] == "vqa" else f"{name}_classifier"
+            head = "vqa_classifier" if task == "vqa" else f"{name}_classifier"
             found_outputs, found = self.heads[head](pooled, batch)
             outputs.update(found_outputs)
             losses.update(found)
         return {**outputs, "losses": {f"{name}/{key}": value for key, value in losses.items()}}
+
+    def pair_score(self, cls_feats: Tensor) -> Tensor:
+        """``[B, 2D]`` -> ``[B]``: the rank head's score when the model has one (fine-tuned retrieval), else
+        the ITM head's "match" logit (METER's zero-shot retrieval; the rank head starts as that row)."""
+        if self.rank_output is not None:
+            return self.rank_output(cls_feats)[:, 0]
+        return self.heads["itm_score"](cls_feats)[0][:, 1]
+
+    def rank(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """Each image's own caption ranked against its drawn negatives (METER's ``compute_irtr``).
+
+        ``rank_input_ids`` / ``rank_attention_mask`` ``[B, C, T]`` (the own caption first) are scored with
+        their image by ``rank_output`` and trained with cross-entropy towards candidate 0. The image is
+        encoded once and its tokens repeated for its C candidates; METER repeats the picture and encodes
+        every copy, which gives the same features and gradients at C times the vision encoder's cost
+        (its CLIP encoder has no dropout).
+
+        Returns:
+            scores ``[B, C]`` and the loss.
+        """
+        ids, text_mask = batch["rank_input_ids"], batch["rank_attention_mask"]
+        rows, candidates = ids.shape[:2]
+        vision = self.vision_encoder(batch["image"], batch.get("pixel_mask")).repeat_rows(candidates)
+        feats = self.infer(ids.flatten(0, 1), text_mask.flatten(0, 1), None, vision=vision)
+        scores = self.pair_score(feats.cls_feats).view(rows, candidates)  # [B, C]
+        target = torch.zeros(rows, dtype=torch.long, device=scores.device)
+        return scores, F.cross_entropy(scores.float(), target)
 
 
 def resolve_tasks(dataset_info: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -226,8 +276,15 @@ def datasets_vocab_size(dataset_info: Mapping[str, Mapping[str, Any]]) -> int | 
     return next(iter(sizes.values()), None)
 
 
+def wants_rank_output(dataset_info: Mapping[str, Mapping[str, Any]], rank_output: bool | None) -> bool:
+    """Whether to build the rank head: as asked, or (None) when a dataset draws negative texts."""
+    if rank_output is not None:
+        return rank_output
+    return any(int(info.get("negative_texts", 0)) > 0 for info in dataset_info.values())
+
+
 def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str, Any]], width: int,
-                vocab_size: int | None, vqa_head: Any) -> dict[str, nn.Module]:
+                vocab_size: int | None, vqa_head: Any, rank_output: bool = False) -> dict[str, nn.Module]:
     """The heads the datasets use, named as METER's (REFERENCE_NOTES 1.1)."""
     heads: dict[str, nn.Module] = {}
     pretraining = [dataset_info[n] for n, t in tasks.items() if t == "pretraining"]
@@ -237,7 +294,7 @@ def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str
         heads["mlm_score"] = HEADS.build({"type": "mlm_head", "vocab_size": vocab_size, "hidden_size": width},
                                          path="model.heads.mlm_score")
         heads["mlm_score"].apply(init_bert_weights)  # METER: objectives.init_weights (decoder bias stays 0)
-    if any(info.get("itm") for info in pretraining) or "retrieval" in tasks.values():
+    if any(info.get("itm") for info in pretraining) or "retrieval" in tasks.values() or rank_output:
         heads["itm_score"] = HEADS.build({"type": "itm_head", "input_size": 2 * width}, path="model.heads.itm_score")
     answers = {int(dataset_info[n]["num_answers"]) for n, t in tasks.items() if t == "vqa"}
     if len(answers) > 1:
@@ -267,12 +324,14 @@ def count_parts(model: METER) -> dict[str, int]:
     parts = {"vision_encoder": count([model.vision_encoder]), "text_encoder": count([model.text_encoder]),
              "fusion_with_transforms_token_types_poolers": count(top)}
     parts.update({f"heads.{name}": count([head]) for name, head in model.heads.items()})
+    if model.rank_output is not None:
+        parts["rank_output"] = count([model.rank_output])
     parts["total"] = count([model])
     return parts
 
 
 def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any,
-            hidden_size: int, vqa_head: Any = None) -> METER:
+            hidden_size: int, vqa_head: Any = None, rank_output: bool | None = None) -> METER:
     """Build the parts from their nodes, sized from the datasets, and join them; log the parameter counts."""
     if not dataset_info:
         raise ConfigError("dataset_info is empty; configure at least one dataset")
@@ -286,8 +345,9 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, 
     fused = FUSIONS.build_part(fusion, "fusion", hidden_size=hidden_size)
     if vqa_head is None or (isinstance(vqa_head, Mapping) and "type" not in vqa_head):
         vqa_head = {"type": "vl_classifier_head", **(vqa_head or {})}  # METER's VQA classifier
-    heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab, vqa_head)
-    model = METER(tasks, vision, text, fused, heads)
+    ranks = wants_rank_output(dataset_info, rank_output)
+    heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab, vqa_head, ranks)
+    model = METER(tasks, vision, text, fused, heads, ranks)
     logger.info("METER parameters: %s", ", ".join(f"{k} {v:,}" for k, v in count_parts(model).items()))
     return model
 
@@ -296,7 +356,8 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, 
                         "vqa_head": Part(HEADS, supplied=("num_classes", "input_size", "loss"), deferred=True,
                                          default_type=True)})
 def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any = "co_attention",
-          hidden_size: Annotated[int, Range(ge=1)] = 768, vqa_head: Any = None) -> METER:
+          hidden_size: Annotated[int, Range(ge=1)] = 768, vqa_head: Any = None,
+          rank_output: bool | None = None) -> METER:
     """METER composed from encoder and fusion nodes; its heads follow its datasets (Sec. 3.1-3.3).
 
     Datasets of task type ``image_text_pretraining`` get the MLM head (``mlm_head``, untied, on the text
@@ -318,5 +379,8 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
             passes ``hidden_size``.
         hidden_size: the width of the fusion and the heads (METER: 768).
         vqa_head: the VQA head's node (default ``vl_classifier_head``); sizes and loss are passed.
+        rank_output: METER's retrieval head (``Linear(2D, 1)`` from the ITM "match" row, 1,537 parameters at
+            paper size; the ITM head frozen); None: built when a dataset draws negative texts (retrieval
+            fine-tuning). Set true to evaluate a fine-tuned retrieval checkpoint with ``run_type=test``.
     """
-    return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head)
+    return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head, rank_output)

@@ -39,3 +39,23 @@ def test_a_different_answer_vocabulary_or_task_is_refused():
         train_extended(base=base, extra=[Part("vg_qa", 2, ["no", "yes"])], split="train", name="vqa2")
     with pytest.raises(ConfigError, match=r"extra\[0\]: task type 'classification' differs"):
         train_extended(base=base, extra=[Part("x", 2, ["yes", "no"], "classification")], split="train", name="vqa2")
+
+
+def test_by_split_builds_the_train_node_for_train_and_the_eval_node_otherwise(tiny_benchmark, tmp_path):
+    """Only the node the split needs is built: the other one's files are never read."""
+    from unimm.registry import DATASETS
+
+    tokenizer = {"type": "bert_tokenizer", "path": str(tiny_benchmark / "shapes" / "vocab"), "max_length": 40}
+    karpathy = {"type": "karpathy_retrieval", "data_dir": str(tiny_benchmark / "shapes" / "karpathy"),
+                "annotation_file": "dataset_flickr30k.json", "tokenizer": tokenizer,
+                "image_dir": str(tiny_benchmark / "shapes" / "flickr30k" / "flickr30k_images")}
+    missing = {**karpathy, "data_dir": str(tmp_path / "absent")}
+    node = {"type": "by_split", "train": {**karpathy, "sample_per": "caption"}, "eval": missing}
+    train = DATASETS.build(node, path="datasets.f30k", split="train", name="f30k")
+    assert train.task_type == "retrieval" and train.name == "f30k"
+    with pytest.raises(ConfigError, match="absent"):
+        DATASETS.build(node, path="datasets.f30k", split="val", name="f30k")
+    pairs = DATASETS.build({**node, "eval": {**karpathy, "sample_per": "pair"}, "train": missing},
+                           path="datasets.f30k", split="test", name="f30k")
+    assert pairs.task_type == "retrieval_pairs" and len(pairs) == pairs.info()["num_images"] * \
+        pairs.info()["num_captions"]

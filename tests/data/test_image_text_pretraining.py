@@ -87,3 +87,44 @@ def test_misconfigurations_are_named(tiny_benchmark):
     ds = DATASETS.build(masking, split="train", name="coco")
     with pytest.raises(ConfigError, match="masks its captions itself"):
         ds[0]
+
+
+def test_negative_texts_rank_each_caption_first_against_captions_of_other_pictures(tiny_benchmark):
+    """METER's retrieval fine-tuning (draw_false_text=15): the own caption first, then K drawn captions,
+    never one of the sample's own picture; only captions are read for them, never pictures."""
+    ds = DATASETS.build(node(tiny_benchmark, mlm_probability=0.0, negative_texts=5), split="train", name="coco")
+    assert ds.info()["negative_texts"] == 5
+    texts = {c.text: c.image_index for c in ds.base.captions}
+    decode = ds.base.tokenizer.hf.decode
+    drawn_images = set()
+    for start in range(0, 24, 4):
+        samples = [ds[i] for i in range(start, start + 4)]
+        batch = ds.collate(samples)
+        ids, mask = batch["rank_input_ids"], batch["rank_attention_mask"]
+        assert ids.shape[:2] == (4, 6) and mask.shape == ids.shape
+        for i, sample in enumerate(samples):
+            own = sample["input_ids"]
+            torch.testing.assert_close(ids[i, 0, :len(own)], own)
+            assert int(mask[i, 0].sum()) == len(own) and not ids[i, 0, len(own):].any()
+            for k in range(1, 6):
+                n = int(mask[i, k].sum())
+                text = decode(ids[i, k, :n].tolist(), skip_special_tokens=True)
+                matches = {image for caption, image in texts.items() if caption.lower() == text}
+                assert matches and sample["image_index"] not in matches, (start, i, k, text)
+                drawn_images |= matches
+    assert len(drawn_images) > 10  # drawn across the dataset, not from a few neighbours
+    evaluated = DATASETS.build(node(tiny_benchmark, mlm_probability=0.0, negative_texts=3), split="val", name="coco")
+    first, second = (evaluated.collate([evaluated[i] for i in range(4)]) for _ in range(2))
+    assert torch.equal(first["rank_input_ids"], second["rank_input_ids"])  # fixed draws off the train split
+
+
+def test_negative_texts_need_a_dataset_of_captions(tiny_benchmark):
+    ds = DATASETS.build(node(tiny_benchmark, itm=False, mlm_probability=0.0, negative_texts=2), split="train",
+                        name="coco")  # ranking alone is a valid objective
+    assert "itm_label" not in ds.collate([ds[0], ds[1]]) and "rank_input_ids" in ds.collate([ds[0], ds[1]])
+    base = ds.base
+    del base.captions
+    from unimm.data.image_text_pretraining import ImageTextPretraining
+
+    with pytest.raises(ConfigError, match="does not list its captions"):
+        ImageTextPretraining(base, "coco", 0.0, True, None, negative_texts=2)

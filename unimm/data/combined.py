@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from torch.utils.data import ConcatDataset
 
 from unimm.config.errors import ConfigError
+from unimm.data.common import TRAIN_SPLIT
 from unimm.registry import DATASETS, Part, PartNode, is_node
 
 
@@ -92,3 +93,26 @@ def build_extra(node: Any, index: int, split: str, name: str) -> Any:
         raise ConfigError([*err.problems, f"datasets.{name}.extra[{index}] is extra training data added to "
                            f"{name}'s train split (UniT Sec. 4.1: the Visual Genome questions); give its files, or "
                            f"train without it: datasets.{name}.extra=[]"], source=err.source, rooted=True) from None
+
+
+@DATASETS.register(parts={"train": Part("datasets", deferred=True), "eval": Part("datasets", deferred=True)})
+def by_split(*, train: Any, eval: Any, split: str, name: str) -> Any:  # noqa: A002 (the split's name)
+    """One dataset node for the train split and another for every other split; only the one the split
+    needs is built.
+
+    For a task whose training samples differ in kind from its evaluation samples: METER's retrieval
+    fine-tuning trains on captions with a drawn mismatched image and 15 drawn negative texts
+    (``image_text_pretraining`` over ``karpathy_retrieval``) and is evaluated on every image-caption
+    pair (``karpathy_retrieval`` with ``sample_per: pair``).
+
+    Args:
+        train: the dataset node of the train split.
+        eval: the dataset node of the val and test splits.
+        split: the split (runtime).
+        name: the config key (runtime); both nodes are built under it.
+    """
+    key = "train" if split == TRAIN_SPLIT else "eval"
+    node = train if key == "train" else eval
+    if not isinstance(node, PartNode) and not is_node(node):
+        return node  # built already (given in code)
+    return DATASETS.build(node, path=getattr(node, "path", key), split=split, name=name)

@@ -36,3 +36,10 @@ class EncodedSequence:
         return EncodedSequence(torch.cat([p.hidden for p in parts], dim=1),  # [B, S1+S2, D]
                                torch.cat([p.padding_mask for p in parts], dim=1),
                                torch.cat([p.pos for p in parts], dim=1))
+
+    def repeat_rows(self, times: int) -> EncodedSequence:
+        """Each row ``times`` times in a row: ``[B, S, D]`` -> ``[B * times, S, D]`` (one picture scored with
+        several texts)."""
+        return EncodedSequence(self.hidden.repeat_interleave(times, dim=0),
+                               self.padding_mask.repeat_interleave(times, dim=0),
+                               self.pos.repeat_interleave(times, dim=0))

@@ -50,6 +50,14 @@ def test_paper_settings_of_the_reference_code():
     assert nlvr2["optimizer"]["lr"] == 1e-5 and [g["lr_mult"] for g in nlvr2["training"]["param_groups"]] == [10.0, 5.0]
     assert (nlvr2["training"]["batch_size"] * 8, nlvr2["training"]["max_epochs"], nlvr2["model"]["image_size"]) == (
         256, 10, 288)
+    for name in ("flickr30k", "coco"):
+        irtr, _ = session.prepare(METER / f"retrieval_{name}.yaml", [])
+        assert irtr["optimizer"]["lr"] == 5e-6 and [g["lr_mult"] for g in irtr["training"]["param_groups"]] == [5.0, 5.0]
+        assert (irtr["training"]["batch_size"], irtr["training"]["max_epochs"], irtr["model"]["image_size"]) == (
+            512, 10, 384)
+        train = irtr["datasets"]["retrieval"]["train"]
+        assert (train["negative_texts"], train["itm"], train["mlm_probability"]) == (15, True, 0.0)
+        assert irtr["datasets"]["retrieval"]["eval"]["sample_per"] == "pair"
 
 
 TINY = ["model.type=meter_tiny", "training.max_updates=2", "training.batch_size=4", "evaluation.max_batches=1",
@@ -113,6 +121,24 @@ def test_pretrain_then_nlvr2_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_
     report = log[log.index("INFO init_from"):]
     assert re.search(r"excluded\s+6\s+not selected by checkpoint.init_include: heads\.nlvr2_classifier\.", report)
     assert re.search(r"missing\s+0\n", report)
+
+
+def test_pretrain_then_retrieval_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):
+    """Flickr30k fine-tuning: 1 + 15 texts ranked by rank_output (from the ITM "match" row), ITM frozen,
+    then every val pair scored by rank_output."""
+    results = after_tiny_pretraining("retrieval_flickr30k.yaml", tiny_benchmark, tmp_path, "irtr",
+                                     "vars.retrieval.eval_images=4", "evaluation.max_batches=null")
+    assert set(results) >= {f"retrieval/{d}_r{k}" for d in ("ir", "tr") for k in (1, 5, 10)}
+    rows = [json.loads(line) for line in (tmp_path / "irtr" / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in rows if r["phase"] == "train"]
+    assert {"retrieval/itm", "retrieval/irtr"} <= set(trained[-1])
+    log = (tmp_path / "irtr" / "train.log").read_text()
+    assert "rank_output starts as heads.itm_score.fc's 'match' row" in log
+    report = log[log.index("INFO init_from"):]
+    assert re.search(r"missing\s+0\n", report)
+    groups = log[log.rindex("parameter groups"):]  # this run's (the pre-training stage logs here first)
+    assert "heads.itm_score" not in groups  # frozen: in no optimizer group
+    assert "images have every text scored" not in log
 
 
 def test_dry_run_prints_every_parameter_in_its_group_with_its_rate(tiny_benchmark: Path, capsys):

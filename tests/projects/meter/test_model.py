@@ -269,8 +269,76 @@ def test_retrieval_pairs_are_scored_by_the_itm_match_logit_in_evaluation_only():
         expected = model.heads["itm_score"].fc(feats.cls_feats)[:, 1]
     torch.testing.assert_close(out["pair_score"], expected)
     assert out["losses"] == {}
-    with pytest.raises(KeyError, match="retrieval fine-tuning"):
-        model.train()(batch)
+
+
+RANK_INFO = {"f30k": {"task_type": "image_text_pretraining", "vocab_size": 50, "mlm": False, "itm": True,
+                      "negative_texts": 2}}
+
+
+def rank_batch() -> dict:
+    batch = {**meter_batches()["coco"], "dataset_name": "f30k"}
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 50, (4, 3, 6), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 2, 4:] = 0
+    ids[1, 2, 4:] = 0
+    return {**batch, "rank_input_ids": ids, "rank_attention_mask": mask}
+
+
+def test_retrieval_fine_tuning_ranks_each_caption_with_a_rank_head_from_the_itm_match_row():
+    """METER's irtr: rank_output = itm_score.fc's "match" row, ITM frozen, cross-entropy towards the own
+    caption over [own, negatives]; encoding the picture once equals METER's repeated pictures, values and
+    gradients."""
+    model = build(info=RANK_INFO).eval()
+    itm, rank = model.heads["itm_score"].fc, model.rank_output
+    torch.testing.assert_close(rank.weight, itm.weight[1:]) and torch.testing.assert_close(rank.bias, itm.bias[1:])
+    assert not any(p.requires_grad for p in model.heads["itm_score"].parameters()) and rank.weight.requires_grad
+    batch = rank_batch()
+    out = model(batch)
+    assert set(out["losses"]) == {"f30k/itm", "f30k/irtr"} and out["rank_scores"].shape == (4, 3)
+
+    reference = build(info=RANK_INFO).eval()  # METER's compute_irtr: the picture repeated per candidate
+    ids, mask = batch["rank_input_ids"], batch["rank_attention_mask"]
+    images = batch["image"].repeat_interleave(3, dim=0)
+    feats = reference.infer(ids.flatten(0, 1), mask.flatten(0, 1), images)
+    scores = reference.rank_output(feats.cls_feats)[:, 0].view(4, 3)
+    loss = torch.nn.functional.cross_entropy(scores, torch.zeros(4, dtype=torch.long))
+    torch.testing.assert_close(out["rank_scores"], scores)
+    torch.testing.assert_close(out["losses"]["f30k/irtr"], loss)
+    out["losses"]["f30k/irtr"].backward()
+    loss.backward()
+    for (name, mine), theirs in zip(model.named_parameters(), reference.parameters()):
+        if mine.grad is not None or theirs.grad is not None:
+            torch.testing.assert_close(mine.grad, theirs.grad, msg=name)
+    assert model.vision_encoder.model.patch_embed.proj.weight.grad.abs().sum() > 0
+
+    pairs = {**meter_batches()["vqa2"], "dataset_name": "f30k", "task_type": "retrieval_pairs"}
+    with torch.no_grad():  # evaluation of the same dataset (by_split): every pair scored by rank_output
+        expected = rank(model.infer(pairs["input_ids"], pairs["attention_mask"], pairs["image"]).cls_feats)[:, 0]
+        torch.testing.assert_close(model(pairs)["pair_score"], expected)
+
+
+def test_retrieval_fine_tuning_starts_rank_output_from_a_pretraining_checkpoints_itm_row(tmp_path):
+    from projects.meter.model import count_parts
+    from unimm.training.checkpoint import init_from
+
+    pretrained = build()
+    with torch.no_grad():
+        pretrained.heads["itm_score"].fc.weight.add_(1.0)
+    torch.save(pretrained.state_dict(), tmp_path / "pretrained.pt")
+    model = build(info=RANK_INFO)
+    report = init_from(model, tmp_path / "pretrained.pt", include=[r"^(?!heads\.mlm_score\.)"])
+    assert {"rank_output.weight", "rank_output.bias"} <= set(report["loaded"])
+    fc = pretrained.heads["itm_score"].fc
+    torch.testing.assert_close(model.rank_output.weight, fc.weight[1:])
+    torch.testing.assert_close(model.rank_output.bias, fc.bias[1:])
+    # a fine-tuned checkpoint evaluated by itself (run_type=test) builds the head when asked
+    evaluated = build({**METER_NODE, "rank_output": True},
+                      {"f30k": {"task_type": "retrieval_pairs", "vocab_size": 50, "num_images": 2, "num_captions": 4}})
+    assert evaluated.rank_output is not None and "rank_output" not in count_parts(build())
+    with torch.device("meta"):
+        paper = build({"type": "meter_paper"}, {"f30k": {**RANK_INFO["f30k"], "vocab_size": 50265}})
+    assert count_parts(paper)["rank_output"] == 1_537  # REFERENCE_NOTES 1.1
 
 
 def test_a_dataset_of_three_images_is_refused():

@@ -15,8 +15,8 @@ def test_fine_tuning_starts_from_this_seeds_pretraining_or_from_scratch(tool, tm
     seen = {}
     monkeypatch.setattr(runner, "run", lambda name, config, overrides: seen.setdefault(name, (config, overrides))
                         and {})
-    runner.finetune("snli_ve", tmp_path / "seed4" / "pretrain", "snli_ve_pretrained")
-    runner.finetune("vqa2", None, "vqa2_random_init")
+    runner.finetune("snli_ve", tmp_path / "seed4" / "pretrain", "pretrained")
+    runner.finetune("vqa2", None, "random_init")
     config, overrides = seen["snli_ve_pretrained"]
     assert config == "snli_ve.yaml" and "env.seed=4" in overrides
     assert f"checkpoint.init_from={tmp_path / 'seed4' / 'pretrain'}/checkpoints/last" in overrides
@@ -25,12 +25,25 @@ def test_fine_tuning_starts_from_this_seeds_pretraining_or_from_scratch(tool, tm
     assert {"checkpoint.init_from=null", "~checkpoint.init_include", "checkpoint.init_resize=[]"} <= set(overrides)
 
 
+def test_retrieval_ir_and_tr_come_from_one_fine_tuning_run(tool, tmp_path, monkeypatch):
+    runner = tool.Runner(tool.METER, "shapes", tmp_path, tmp_path / "data", seed=1)
+    seen = []
+
+    def run(name, config, overrides):
+        seen.append((name, config))
+        return {"retrieval/ir_r1": 0.03, "retrieval/tr_r1": 0.05}
+
+    monkeypatch.setattr(runner, "run", run)
+    found = [runner.finetune(task, None, "random_init") for task in ("flickr30k_ir", "flickr30k_tr")]
+    assert found == [0.03, 0.05] and {name for name, _ in seen} == {"retrieval_flickr30k_random_init"}
+
+
 def test_the_table_and_the_baselines(tool, tiny_benchmark):
     table = load_tool(REPO / "tools" / "reproduction.py").summarise(
         [{"vqa2": {"pre-trained": 0.45, "random init": 0.46}, "snli_ve": {"pre-trained": 0.66, "random init": 0.6}}])
     shown = tool.baselines_of(tiny_benchmark)
     assert "question_only_prior" in shown["vqa2"] and "hypothesis_only" in shown["snli_ve"]
-    assert "sentence_only 50.0" in shown["nlvr2"]
+    assert "sentence_only 50.0" in shown["nlvr2"] and shown["flickr30k_ir"] == tool.RETRIEVAL_CHANCE
     text = tool.render("main", table, shown, [1])
     assert "| SNLI-VE (accuracy) | 80.86 | 66.0 | 60.0 | chance 33.3" in text
 
