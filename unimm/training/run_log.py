@@ -8,6 +8,7 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -150,33 +151,147 @@ def kept_rows(path: Path, last_update: int) -> list[dict[str, Any]]:
     return kept
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """One panel per scalar: training losses and evaluation metrics against updates."""
-    import matplotlib
+@dataclass
+class Panel:
+    """One plot of ``curves.png``: lines of ``(label, updates, values)`` sharing the update axis."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    title: str
+    lines: list[tuple[str, list[int], list[float]]]
+    colour: int = 0  # index into the colour cycle: a dataset's panels share one colour
 
-    series: dict[str, list[tuple[int, float]]] = {}
+
+@dataclass
+class CurvesLayout:
+    """What ``curves.png`` shows, decided from the history alone (no drawing)."""
+
+    lr: Panel | None
+    losses: list[Panel]  # one per training scalar; a loss also evaluated twice or more carries its val line
+    metrics: list[Panel]  # one per dataset: its metrics evaluated twice or more, against updates
+    table: list[tuple[str, float, int]]  # (key, value, update): metrics evaluated once, drawn as bars
+    colours: dict[str, int]  # dataset -> colour index, the same in every panel and bar
+
+
+def curves_layout(history: list[dict[str, Any]]) -> CurvesLayout:
+    """Sort a run's rows into the panels of ``curves.png``.
+
+    Training rows hold the losses (``<dataset>/<loss>``), scalars that hooks report and ``lr``;
+    evaluation rows (any other phase) hold the metrics and the evaluated losses. A key found in
+    training rows is a loss: it gets a panel, with its evaluation line where it was evaluated at
+    least twice. Evaluation keys that no training row has are metrics: those evaluated at least twice
+    are lines in their dataset's panel, those evaluated once are bars (a lone dot on an axis reads
+    as nothing).
+    """
+    train: dict[str, list[tuple[int, float]]] = {}
+    evaluated: dict[str, dict[str, list[tuple[int, float]]]] = {}  # phase -> key -> points
     for row in history:
+        series = train if row.get("phase") == "train" else evaluated.setdefault(str(row.get("phase")), {})
         for key, value in row.items():
-            if key not in ("update", "phase", "time") and math.isfinite(value):
-                series.setdefault(f"{row['phase']}: {key}", []).append((row["update"], value))
-    if not series:
-        return
-    cols = min(4, len(series))
-    rows = math.ceil(len(series) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    for ax, (name, points) in zip(axes.flat, sorted(series.items())):
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o" if len(xs) < 20 else None, markersize=3)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("update", fontsize=7)
+            if key in ("update", "phase", "time") or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(value):
+                series.setdefault(key, []).append((int(row["update"]), float(value)))
+    datasets = sorted({_dataset(key) for key in train} | {_dataset(k) for pts in evaluated.values() for k in pts})
+    colour = {name: i for i, name in enumerate(datasets)}
+
+    lr = Panel("learning rate", [("lr", *_unzip(train["lr"]))]) if "lr" in train else None
+    losses = []
+    for key in sorted(k for k in train if k != "lr"):
+        lines = [("train", *_unzip(train[key]))]
+        for phase, series in evaluated.items():
+            if len(series.get(key, ())) >= 2:
+                lines.append((phase, *_unzip(series[key])))
+        losses.append(Panel(key, lines, colour[_dataset(key)]))
+
+    by_dataset: dict[str, list[tuple[str, list[int], list[float]]]] = {}
+    table = []
+    for phase, series in evaluated.items():
+        for key in sorted(k for k in series if k not in train):
+            points = series[key]
+            if len(points) >= 2:
+                label = key.split("/", 1)[-1] + ("" if phase == "val" else f" ({phase})")
+                by_dataset.setdefault(_dataset(key), []).append((label, *_unzip(points)))
+            else:
+                table.append((key if phase == "val" else f"{key} ({phase})", points[0][1], points[0][0]))
+    metrics = [Panel(f"{name} metrics", lines, colour[name]) for name, lines in sorted(by_dataset.items())]
+    return CurvesLayout(lr, losses, metrics, table, colour)
+
+
+def _dataset(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def _unzip(points: list[tuple[int, float]]) -> tuple[list[int], list[float]]:
+    return [x for x, _ in points], [y for _, y in points]
+
+
+COLUMNS = 5  # panels per row; a run of 8 UniT datasets (23 losses) fills five rows
+
+
+def curves_figure(layout: CurvesLayout):  # -> matplotlib.figure.Figure
+    """Draw ``layout``: the learning rate and the losses first, then the metrics' lines, then the
+    bars of the metrics evaluated once, each bar labelled with its value."""
+    from matplotlib.figure import Figure
+
+    panels = ([layout.lr] if layout.lr else []) + layout.losses + layout.metrics
+    cols = max(1, min(COLUMNS, len(panels)))
+    grid_rows = math.ceil(len(panels) / cols)
+    bar_height = 0.28 * len(layout.table) + 0.9 if layout.table else 0.0
+    width = max(3.6 * cols, 9.0 if layout.table else 0.0)
+    fig = Figure(figsize=(width, 2.7 * grid_rows + bar_height), layout="constrained")
+    heights = [2.7] * grid_rows + ([bar_height] if layout.table else [])
+    if not heights:
+        return fig
+    spec = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    palette = [f"C{i}" for i in range(10)]
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(spec[i // cols, i % cols])
+        many = len(panel.lines) > 1
+        for j, (label, xs, ys) in enumerate(panel.lines):
+            style = {"color": palette[(panel.colour + j * 3) % 10] if panel is not layout.lr else "0.3"}
+            if len(xs) < 20:
+                style.update(marker="o", markersize=3)
+            ax.plot(xs, ys, label=label, linewidth=1.3, **style)
+        ax.set_title(panel.title, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(series):]:
-        ax.axis("off")
-    fig.tight_layout()
+        ax.set_xlabel("update", fontsize=7)
+        ax.grid(alpha=0.3)
+        if panel is layout.lr:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+            ax.yaxis.get_offset_text().set_fontsize(7)
+        if many:
+            ax.legend(fontsize=6, frameon=False)
+    if layout.table:
+        colours = [palette[layout.colours.get(_dataset(key), 0) % 10] for key, _, _ in layout.table]
+        _metric_bars(fig.add_subplot(spec[grid_rows, :]), layout.table, colours)
+    return fig
+
+
+def _metric_bars(ax, table: list[tuple[str, float, int]], colours: list[str]) -> None:
+    keys = [key for key, _, _ in table]
+    values = [value for _, value, _ in table]
+    ys = range(len(table))
+    ax.barh(ys, values, color=colours, height=0.7)
+    ax.set_yticks(list(ys), keys, fontsize=7)
+    ax.invert_yaxis()  # first key on top
+    low, high = min(0.0, *values), max(1.0, *values)
+    ax.set_xlim(low, high + 0.12 * (high - low))
+    for y, value in zip(ys, values):
+        ax.text(max(value, 0.0) + 0.01 * (high - low), y, f"{value:.4g}", va="center", fontsize=7)
+    updates = sorted({update for _, _, update in table})
+    at = f"update {updates[0]}" if len(updates) == 1 else "updates " + ", ".join(map(str, updates))
+    ax.set_title(f"metrics evaluated once (at {at})", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Draw ``curves.png``: a panel for the learning rate and for each loss (its evaluated values
+    beside the training ones), a panel per dataset for metrics evaluated more than once, and bars
+    for metrics evaluated once. Nothing is written when the history holds no finite value."""
+    layout = curves_layout(history)
+    if not (layout.lr or layout.losses or layout.metrics or layout.table):
+        return
+    fig = curves_figure(layout)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     tmp.replace(path)
