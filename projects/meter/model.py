@@ -21,6 +21,7 @@ from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
 from unimm.interfaces import Fusion, ImageTokenEncoder
 from unimm.modules.bert_layer import init_bert_weights
+from unimm.modules.token_masking import choose_hidden
 from unimm.registry import ENCODERS, FUSIONS, HEADS, MODELS, Part
 
 logger = logging.getLogger("unimm")
@@ -32,6 +33,8 @@ TEXT_TYPE, IMAGE_TYPE, SECOND_IMAGE_TYPE = 0, 1, 2  # token types (METER: text 0
 VISION = Part(ENCODERS, deferred=True)
 TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
 FUSION = Part(FUSIONS, supplied=("hidden_size",), deferred=True)
+MIM = Part(HEADS, supplied=("input_size", "vision_size"), deferred=True)
+MIM_PROBABILITY = 0.15  # "we randomly mask 15% of the patches" (Sec. 3.2)
 
 
 @dataclass
@@ -75,6 +78,8 @@ class METER(nn.Module):
             ``<dataset>_classifier`` (on ``cls_feats``, or both passes' for a pair), those the tasks use.
         rank_output: add METER's retrieval head, ``Linear(2D, 1)`` on ``cls_feats``, which starts as the ITM
             head's "match" row; the ITM head is then frozen, as METER's retrieval fine-tuning does.
+        mim_probability: with a ``mim_score`` head (Table 10's masked image modeling), the share of patches
+            masked in its pass; the model masks them itself, with the head's ``mask_token`` embedding.
 
     With a ``pair_classification`` task the token-type table has a third row, the second image's type,
     which starts as a copy of the image row (METER's NLVR2 set-up; ``adapt_init_weights`` extends a
@@ -82,7 +87,8 @@ class METER(nn.Module):
     """
 
     def __init__(self, tasks: Mapping[str, str], vision_encoder: ImageTokenEncoder, text_encoder: nn.Module,
-                 fusion: Fusion, heads: Mapping[str, nn.Module], rank_output: bool = False) -> None:
+                 fusion: Fusion, heads: Mapping[str, nn.Module], rank_output: bool = False,
+                 mim_probability: float = MIM_PROBABILITY) -> None:
         super().__init__()
         width = fusion.hidden_size
         self.tasks = dict(tasks)
@@ -112,6 +118,7 @@ class METER(nn.Module):
                 self.rank_output.weight.copy_(self.heads["itm_score"].fc.weight[1:])
                 self.rank_output.bias.copy_(self.heads["itm_score"].fc.bias[1:])
             self.heads["itm_score"].requires_grad_(False)  # METER: frozen, its loss still trains the rest
+        self.mim_probability = mim_probability
 
     def adapt_init_weights(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
         """A checkpoint's weights made to fit before ``checkpoint.init_from`` matches them: a two-row
@@ -197,6 +204,8 @@ class METER(nn.Module):
                 losses.update(found)
             if "rank_input_ids" in batch and self.rank_output is not None:
                 outputs["rank_scores"], losses["irtr"] = self.rank(batch)
+            if "mim_score" in self.heads:
+                outputs["mim_logits"], losses["mim"] = self.masked_image_modeling(batch)
             if not outputs:
                 raise KeyError(f"batch of '{name}' has neither mlm_labels, itm_label nor rank_input_ids (with a "
                                "rank head); build it with image_text_pretraining")
@@ -217,6 +226,27 @@ class METER(nn.Module):
             outputs.update(found_outputs)
             losses.update(found)
         return {**outputs, "losses": {f"{name}/{key}": value for key, value in losses.items()}}
+
+    def masked_image_modeling(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """Table 10's MIM pass: the clean caption with its picture, ``mim_probability`` of the patches masked
+        (Eq. 2's ``[v^{k,mask}; l^k]``), each masked patch classified by the ``mim_score`` head from its
+        fused image state. A third forward pass beside MLM's and ITM's, as METER runs each objective on
+        its own inputs (the paper does not say whether MIM shares MLM's pass; no reference code exists).
+        Training draws fresh masks; evaluation draws them from a generator seeded with 0 at every batch.
+
+        Returns:
+            the head's logits and its loss.
+        """
+        image = batch["image"]
+        rows, cols = self.vision_encoder.grid
+        candidates = torch.ones(image.shape[0], rows * cols, dtype=torch.bool, device=image.device)
+        generator = None if self.training else torch.Generator(device=image.device).manual_seed(0)
+        hidden = choose_hidden(candidates, self.mim_probability, generator=generator)  # [B, N]
+        vision, patches = self.vision_encoder.masked_forward(image, hidden, self.heads["mim_score"].mask_token)
+        feats = self.infer(batch["input_ids"], batch.get("attention_mask"), None, vision=vision)
+        states = feats.image[:, self.vision_encoder.num_prefix_tokens:]  # [B, N, D], the patches' states
+        logits, found = self.heads["mim_score"](states, patches, hidden, image)
+        return logits, found["mim"]
 
     def pair_score(self, cls_feats: Tensor) -> Tensor:
         """``[B, 2D]`` -> ``[B]``: the rank head's score when the model has one (fine-tuned retrieval), else
@@ -331,7 +361,8 @@ def count_parts(model: METER) -> dict[str, int]:
 
 
 def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any,
-            hidden_size: int, vqa_head: Any = None, rank_output: bool | None = None) -> METER:
+            hidden_size: int, vqa_head: Any = None, rank_output: bool | None = None, mim: Any = None,
+            mim_probability: float = MIM_PROBABILITY) -> METER:
     """Build the parts from their nodes, sized from the datasets, and join them; log the parameter counts."""
     if not dataset_info:
         raise ConfigError("dataset_info is empty; configure at least one dataset")
@@ -347,17 +378,22 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, 
         vqa_head = {"type": "vl_classifier_head", **(vqa_head or {})}  # METER's VQA classifier
     ranks = wants_rank_output(dataset_info, rank_output)
     heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab, vqa_head, ranks)
-    model = METER(tasks, vision, text, fused, heads, ranks)
+    if mim is not None and "pretraining" in tasks.values():
+        heads["mim_score"] = HEADS.build_part(mim, "mim", input_size=fused.hidden_size,
+                                              vision_size=vision.hidden_size)
+        heads["mim_score"].apply(init_bert_weights)
+    model = METER(tasks, vision, text, fused, heads, ranks, mim_probability)
     logger.info("METER parameters: %s", ", ".join(f"{k} {v:,}" for k, v in count_parts(model).items()))
     return model
 
 
-@MODELS.register(parts={"vision_encoder": VISION, "text_encoder": TEXT, "fusion": FUSION,
+@MODELS.register(parts={"vision_encoder": VISION, "text_encoder": TEXT, "fusion": FUSION, "mim": MIM,
                         "vqa_head": Part(HEADS, supplied=("num_classes", "input_size", "loss"), deferred=True,
                                          default_type=True)})
 def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any = "co_attention",
           hidden_size: Annotated[int, Range(ge=1)] = 768, vqa_head: Any = None,
-          rank_output: bool | None = None) -> METER:
+          rank_output: bool | None = None, mim: Any = None,
+          mim_probability: Annotated[float, Range(gt=0, lt=1)] = MIM_PROBABILITY) -> METER:
     """METER composed from encoder and fusion nodes; its heads follow its datasets (Sec. 3.1-3.3).
 
     Datasets of task type ``image_text_pretraining`` get the MLM head (``mlm_head``, untied, on the text
@@ -382,5 +418,10 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
         rank_output: METER's retrieval head (``Linear(2D, 1)`` from the ITM "match" row, 1,537 parameters at
             paper size; the ITM head frozen); None: built when a dataset draws negative texts (retrieval
             fine-tuning). Set true to evaluate a fine-tuned retrieval checkpoint with ``run_type=test``.
+        mim: Table 10's masked image modeling, a heads node: ``mim_in_batch_head`` (Eq. 2) or
+            ``mim_code_head`` (discrete codes of an image tokenizer); None: none. Pre-training only: a
+            model without a pre-training dataset builds no MIM head.
+        mim_probability: the share of patches masked for MIM (METER: 15%).
     """
-    return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head, rank_output)
+    return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head, rank_output, mim,
+                   mim_probability)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from unimm.registry import MODELS
 
-from .model import METER, compose
+from .model import METER, MIM, compose
 
 FusionKind = Literal["co_attention", "merged_attention"]
 
@@ -67,17 +67,17 @@ def part_nodes(size: MeterSize, *, fusion: str = "co_attention", image_size: int
 
 
 def build_meter(size: MeterSize, dataset_info: dict[str, dict[str, Any]], rank_output: bool | None = None,
-                **options: Any) -> METER:
+                mim: Any = None, **options: Any) -> METER:
     nodes = part_nodes(size, **options)
     return compose(dataset_info, nodes["vision_encoder"], nodes["text_encoder"], nodes["fusion"], size.hidden,
-                   rank_output=rank_output)
+                   rank_output=rank_output, mim=mim)
 
 
-@MODELS.register()
+@MODELS.register(parts={"mim": MIM})
 def meter_paper(dataset_info: dict[str, dict[str, Any]], fusion: FusionKind = "co_attention",
                 image_size: int | None = None, clip_path: str | None = None,
                 clip_format: Literal["openai_clip", "timm"] = "openai_clip", text_path: str | None = None,
-                rank_output: bool | None = None) -> METER:
+                rank_output: bool | None = None, mim: Any = None) -> METER:
     """METER-CLIP16-RoBERTa at the paper's size (Sec. 3.3): 318,551,808 backbone parameters at 224.
 
     CLIP-ViT-B/16 without its last block (78,711,552 at 224), RoBERTa-base without pooler
@@ -93,27 +93,28 @@ def meter_paper(dataset_info: dict[str, dict[str, Any]], fusion: FusionKind = "c
         clip_format: ``openai_clip`` (OpenAI's key names) or ``timm``.
         text_path: a local roberta-base folder (None: random init).
         rank_output: the retrieval rank head (see ``meter``); None: when a dataset draws negative texts.
+        mim: Table 10's masked image modeling head (see ``meter``); None: none.
     """
     return build_meter(PAPER, dataset_info, fusion=fusion, image_size=image_size, vision_path=clip_path,
-                       vision_format=clip_format, text_path=text_path, rank_output=rank_output)
+                       vision_format=clip_format, text_path=text_path, rank_output=rank_output, mim=mim)
 
 
-@MODELS.register()
+@MODELS.register(parts={"mim": MIM})
 def meter_small(dataset_info: dict[str, dict[str, Any]], fusion: FusionKind = "co_attention",
-                image_size: int | None = None, rank_output: bool | None = None) -> METER:
+                image_size: int | None = None, rank_output: bool | None = None, mim: Any = None) -> METER:
     """METER sized for a CPU (the embedded shapes benchmark): width 64, patch 8 at 64 pixels, 1 fusion layer
     per stream (2 merged), BERT-shaped text encoder over the benchmark's vocabulary, no dropout.
 
     Args: see ``meter_paper`` (random init only).
     """
-    return build_meter(SMALL, dataset_info, fusion=fusion, image_size=image_size, rank_output=rank_output)
+    return build_meter(SMALL, dataset_info, fusion=fusion, image_size=image_size, rank_output=rank_output, mim=mim)
 
 
-@MODELS.register()
+@MODELS.register(parts={"mim": MIM})
 def meter_tiny(dataset_info: dict[str, dict[str, Any]], fusion: FusionKind = "co_attention",
-               image_size: int | None = None, rank_output: bool | None = None) -> METER:
+               image_size: int | None = None, rank_output: bool | None = None, mim: Any = None) -> METER:
     """METER with width 32, 2 layers and 2 heads everywhere, 32-pixel images in 16-pixel patches (tests).
 
     Args: see ``meter_paper`` (random init only).
     """
-    return build_meter(TINY, dataset_info, fusion=fusion, image_size=image_size, rank_output=rank_output)
+    return build_meter(TINY, dataset_info, fusion=fusion, image_size=image_size, rank_output=rank_output, mim=mim)

@@ -17,6 +17,9 @@ METER_NODE = {"type": "meter", "vision_encoder": TINY_CLIP, "text_encoder": TINY
               "hidden_size": 32}
 
 
+MIM_HIDDEN = torch.tensor([[True, False, False, True], [False, True, False, False]])  # 2 pictures of 4 patches
+
+
 def meter_info() -> dict[str, dict]:
     """A pre-training dataset (MLM + ITM), a VQA dataset and an SNLI-VE one, as the trainer passes them."""
     return {"coco": {"task_type": "image_text_pretraining", "vocab_size": VOCAB, "mlm": True, "itm": True},
@@ -100,6 +103,19 @@ CASES: dict[tuple[str, str], Case] = {
     ("heads", "itm_head"): Case(
         lambda: build("heads", {"type": "itm_head", "input_size": 64}),
         lambda head: [head(torch.randn(4, 64), torch.tensor([1, 0, 0, 1]))[1]["itm"]]),
+    ("heads", "mim_in_batch_head"): Case(
+        lambda: build("heads", {"type": "mim_in_batch_head", "input_size": 32, "vision_size": 16}),
+        lambda head: [head(torch.randn(2, 4, 32), torch.randn(2, 4, 16), MIM_HIDDEN)[1]["mim"]],
+        unused=["mask_token"]),  # used by the model's masked vision pass, not by the head's own forward
+    ("heads", "mim_code_head"): Case(
+        lambda: build("heads", {"type": "mim_code_head", "input_size": 32, "vision_size": 16,
+                                "tokenizer": {"type": "random_projection_codes", "patch_size": 16, "bits": 4}}),
+        lambda head: [head(torch.randn(2, 4, 32), None, MIM_HIDDEN, torch.randn(2, 3, 32, 32))[1]["mim"]],
+        unused=["mask_token"]),
+    ("encoders", "random_projection_codes"): Case(  # no parameters: the codes feed a loss as targets
+        lambda: build("encoders", {"type": "random_projection_codes", "patch_size": 16, "bits": 4}),
+        lambda tokenizer: [torch.nn.functional.cross_entropy(torch.zeros(8, 16, requires_grad=True),
+                                                             tokenizer(torch.randn(2, 3, 32, 32)).flatten())]),
     ("heads", "vl_classifier_head"): Case(
         lambda: build("heads", {"type": "vl_classifier_head", "num_classes": ANSWERS, "input_size": 64,
                                 "loss": "soft_bce"}),

@@ -86,6 +86,13 @@ def test_ablations_change_only_what_their_table_varies():
         default, _ = session.prepare(METER / "pretrain.yaml", [], variant=variant)
         assert uniform["training"]["param_groups"] == [] and default["training"]["param_groups"]
         assert uniform["model"] == default["model"] and uniform["optimizer"] == default["optimizer"]
+        for name, head in (("mim_in_batch", "mim_in_batch_head"), ("mim_discrete", "mim_code_head")):
+            mim, _ = session.prepare(METER / "ablations" / f"{name}.yaml", [], variant=variant)
+            assert mim["model"]["mim"]["type"] == head, (name, variant)  # the shapes model node keeps it
+            assert {k: v for k, v in mim["model"].items() if k != "mim"} == default["model"]
+            assert mim["datasets"] == default["datasets"] and mim["optimizer"] == default["optimizer"]
+        codes = session.prepare(METER / "ablations" / "mim_discrete.yaml", [], variant=variant)[0]["model"]["mim"]
+        assert codes["tokenizer"]["patch_size"] == (8 if variant else 16)  # the vision encoder's patch grid
 
 
 def test_pretrain_then_vqa_fine_tuning_at_tiny_size(tiny_benchmark: Path, tmp_path: Path):

@@ -347,3 +347,33 @@ def test_a_dataset_of_three_images_is_refused():
     info = {"x": {**NLVR2_INFO["nlvr2"], "images_per_example": 3}}
     with pytest.raises(ConfigError, match="3 images per example"):
         build(info=info)
+
+
+@pytest.mark.parametrize("mim", [{"type": "mim_in_batch_head"},
+                                 {"type": "mim_code_head", "tokenizer": {"type": "random_projection_codes",
+                                                                         "patch_size": 16, "bits": 5}}])
+def test_masked_image_modeling_is_a_third_pass_on_the_masked_picture(mim):
+    """Table 10's MIM: 15% of the patches masked (here 1 of 4: floor(4 * 0.85) = 3 kept), the clean caption,
+    the masked patches classified from their fused states; a fresh mask in training, a fixed one in
+    evaluation; only pre-training builds it."""
+    model = build({**METER_NODE, "mim": mim})
+    assert "mim_score" in model.heads and model.heads["mim_score"].mask_token.shape == (32,)  # the vision width
+    batch = meter_batches()["coco"]
+    out = model.train()(batch)
+    assert set(out["losses"]) == {"coco/mlm", "coco/itm", "coco/mim"}
+    assert out["mim_logits"].shape[0] == 4  # one masked patch per picture
+    sum(out["losses"].values()).backward()
+    assert model.heads["mim_score"].mask_token.grad.abs().sum() > 0  # the mask embedding is learned
+    with torch.no_grad():
+        first, second = (model.eval()(batch)["losses"]["coco/mim"] for _ in range(2))
+    torch.testing.assert_close(first, second)
+    finetuned = build({**METER_NODE, "mim": mim}, {"vqa2": meter_info()["vqa2"]})
+    assert "mim_score" not in finetuned.heads
+
+
+def test_masked_image_modeling_refuses_swin():
+    model = build({**METER_NODE, "mim": {"type": "mim_in_batch_head"},
+                   "vision_encoder": {"type": "swin_encoder", "image_size": 32, "patch_size": 4, "window_size": 2,
+                                      "embed_dim": 8, "depths": [1, 1], "num_heads": [1, 1]}})
+    with pytest.raises(ValueError, match="Swin merges its patches"):
+        model(meter_batches()["coco"])

@@ -73,3 +73,43 @@ class VisionTokens(nn.Module):
         else:
             pos = hidden.new_zeros(()).expand_as(hidden)  # [B, L, D], no absolute positions
         return EncodedSequence(hidden, padding, pos)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patches per column and per row of the input (ViT, DeiT, CLIP)."""
+        size = self.model.patch_embed.patch_size
+        return self.image_size[0] // size[0], self.image_size[1] // size[1]
+
+    def masked_forward(self, image: Tensor, hidden: Tensor, mask_token: Tensor) -> tuple[EncodedSequence, Tensor]:
+        """Encode with some patches replaced by a mask embedding (masked image modeling, METER Sec. 3.2).
+
+        The masked patches' projections are swapped for ``mask_token`` before the position embedding
+        is added (BEiT's placement), so a masked token still knows where it is.
+
+        Args:
+            image: ``[B, 3, H, W]`` at the built size.
+            hidden: bool ``[B, N]``, True on the patches to mask (row-major, ``N = h * w``).
+            mask_token: ``[D]``, the embedding a masked patch gets.
+
+        Returns:
+            The ``EncodedSequence`` of the masked input and the unmasked patch projections ``[B, N, D]``
+            (each patch's representation before positions).
+        """
+        if self.num_prefix_tokens == 0 or not self.absolute_positions:
+            raise ValueError("masked image modeling needs one output token per input patch (ViT, DeiT, CLIP's ViT); "
+                             "Swin merges its patches")
+        captured: dict[str, Tensor] = {}
+
+        def swap(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+            if output.shape[:2] != hidden.shape:
+                raise ValueError(f"the patch mask is {tuple(hidden.shape)} but the image has {tuple(output.shape[:2])} "
+                                 "patches")
+            captured["patches"] = output
+            return torch.where(hidden[..., None], mask_token.to(output.dtype), output)
+
+        handle = self.model.patch_embed.register_forward_hook(swap)
+        try:
+            encoded = self(image)
+        finally:
+            handle.remove()
+        return encoded, captured["patches"]

@@ -2,3 +2,4 @@
 from unimm.models.heads import attribute_head, detection_head, mlp_classifier_head  # noqa: F401
 from unimm.models.heads import mlm_head  # noqa: F401
 from unimm.models.heads import itm_head, vl_classifier_head  # noqa: F401
+from unimm.models.heads import mim_head  # noqa: F401
