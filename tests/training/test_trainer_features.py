@@ -101,6 +101,21 @@ def test_max_epochs_caps_the_updates_at_passes_over_the_largest_dataset(tmp_path
     assert max(r["update"] for r in rows(tmp_path, "train")) == 64
 
 
+def test_evaluation_every_epoch_keeps_the_best_checkpoint_without_stopping(tmp_path):
+    """METER's SNLI-VE / NLVR2 set-up: validate once an epoch, keep the best, train every epoch."""
+    # 1024 samples / batch 32 = 32 updates per epoch; half an epoch is 16
+    run(tmp_path, "training.max_updates=null", "training.max_epochs=3", "training.eval_every=0",
+        "training.eval_every_epochs=0.5", "training.early_stop.metric=blobs/accuracy", "checkpoint.keep_last=1")
+    evals = rows(tmp_path, "val")
+    assert [r["update"] for r in evals] == [16, 32, 48, 64, 80, 96]
+    accs = [r["blobs/accuracy"] for r in evals]
+    best = json.loads((tmp_path / "checkpoints" / "best").read_text())
+    assert best["update"] == evals[accs.index(max(accs))]["update"]
+    assert (tmp_path / "checkpoints" / best["checkpoint"] / "model.safetensors").exists()
+    with pytest.raises(ConfigError, match="evaluate by updates or by epochs, not both"):
+        run(tmp_path / "both", "training.eval_every=10", "training.eval_every_epochs=1")
+
+
 def test_bf16_autocast_trains_close_to_float32(tmp_path):
     full = run(tmp_path / "fp32", "training.max_updates=30", "training.log_every=1")
     half = run(tmp_path / "bf16", "training.max_updates=30", "training.log_every=1", "training.amp=bf16")

@@ -78,6 +78,7 @@ SECTION_REFS: dict[str, Any] = {
     "training.num_workers": Annotated[int, Range(ge=0)],
     "training.log_every": Annotated[int, Range(ge=1)],
     "training.eval_every": Annotated[int, Range(ge=0)],
+    "training.eval_every_epochs": typing.Optional[Annotated[float, Range(gt=0)]],
     "training.clip_grad_norm": Annotated[float, Range(gt=0)],
     "training.grad_accum_steps": Annotated[int, Range(ge=1)],
     "training.no_decay": typing.Optional[list[str]],
@@ -513,6 +514,9 @@ def check_cross_references(cfg: Mapping[str, Any], errors: list[str]) -> None:
     if cfg.get("run_type") in ("train", "train_val") and training.get("max_updates") is None \
             and training.get("max_epochs") is None:
         errors.append("training.max_updates: null, and so is training.max_epochs; set at least one of them")
+    if training.get("eval_every") and training.get("eval_every_epochs") is not None:
+        errors.append("training.eval_every_epochs: set, and so is training.eval_every; evaluate by updates or by "
+                      "epochs, not both (set the other to 0 / null)")
     metrics = (cfg.get("evaluation") or {}).get("metrics") or {}
     for name in (metrics if isinstance(metrics, dict) else {}):
         if name not in datasets:

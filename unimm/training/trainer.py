@@ -101,6 +101,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
         for i, (name, ds) in enumerate(train_sets.items())
     }
     max_updates = total_updates(t, streams)
+    eval_every = evaluation_period(t, streams)
     optimizer = build_optimizer(cfg["optimizer"], model, t["param_groups"], t["no_decay"])
     scheduler = SCHEDULERS.build(cfg["scheduler"], path="scheduler", optimizer=optimizer, max_updates=max_updates)
     sampler = TASK_SAMPLERS.build(t["sampler"], path="training.sampler",
@@ -196,7 +197,7 @@ def train(cfg: dict[str, Any], model: nn.Module, train_sets: dict[str, Any], eva
             reported = {k: v for hook in hooks if isinstance(hook, ReportsScalars) for k, v in hook.scalars().items()}
             log.scalars(update, {**shown, **reported, "lr": scheduler.get_last_lr()[0]}, phase="train")
             notify(callbacks, "on_log", update, shown)
-        is_eval = eval_sets and (update == max_updates or (ev_every := t["eval_every"]) and update % ev_every == 0)
+        is_eval = eval_sets and (update == max_updates or eval_every and update % eval_every == 0)
         is_best = False
         if is_eval:
             results = evaluate(model, eval_sets, metrics, batch_size=ev["batch_size"] or t["batch_size"],
@@ -260,6 +261,15 @@ def build_metrics(cfg: dict[str, Any], datasets: dict[str, Any]) -> dict[str, li
     return {name: [METRICS.build(node, path=f"evaluation.metrics.{name}[{i}]", dataset=datasets[name], name=name)
                    for i, node in enumerate(nodes.get(name, []))]
             for name in datasets}
+
+
+def evaluation_period(t: dict[str, Any], streams: dict[str, BatchStream]) -> int:
+    """Updates between evaluations: ``eval_every``, or ``eval_every_epochs`` passes over the largest dataset
+    (at least one update); 0: only at the end."""
+    if t["eval_every_epochs"] is None:
+        return int(t["eval_every"])
+    largest = max(s.batches_per_epoch for s in streams.values())
+    return max(1, round(t["eval_every_epochs"] * largest / t["grad_accum_steps"]))
 
 
 def total_updates(t: dict[str, Any], streams: dict[str, BatchStream]) -> int:
