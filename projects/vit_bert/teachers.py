@@ -14,6 +14,10 @@ student's class counts) and every one of its weights must come from the checkpoi
 must hold the logits the student's heads produce, under the same keys (``logits``, ``mlm_logits``,
 ``nsp_logits``; a ViT-BERT model trained on those datasets does).
 
+The paper's teachers are the published BERT and ViT: ``published_bert_teacher`` and
+``published_vit_teacher`` (``published_teachers.py``) wrap them from local files; their node names
+their weights (``path``), so their spec has no ``checkpoint``.
+
 Why ``FrozenTeacher`` is not an ``nn.Module`` registered under the student: a registered sub-module
 would put the teacher's weights in the student's ``state_dict`` (every checkpoint of the student, and
 ``checkpoint.init_from`` of a run that fine-tunes it), in ``model.parameters()`` (the optimizer,
@@ -34,15 +38,26 @@ from unimm.config.errors import ConfigError
 from unimm.config.refs import DatasetName
 from unimm.registry import MODELS, current_path
 
+from .published_teachers import PublishedTeacher
+
 logger = logging.getLogger("unimm")
 
 
-class TeacherSpec(TypedDict):
-    """One teacher in a student's ``teachers`` argument."""
-
-    model: Any  # a models node: the teacher's architecture, as its own run built it
-    checkpoint: str  # its weights: an unimm checkpoint (e.g. <its run>/checkpoints/last) or a weights file
+class _TeacherSource(TypedDict):
+    model: Any  # a models node: the teacher's architecture, as its own run built it, or a published teacher
     datasets: list[DatasetName]  # the student's datasets whose batches it labels
+
+
+class TeacherSpec(_TeacherSource, total=False):
+    """One teacher in a student's ``teachers`` argument: ``model`` and ``datasets``, and ``checkpoint``.
+
+    ``checkpoint`` is optional here only because a published teacher (``published_bert_teacher``,
+    ``published_vit_teacher``) names its files in its node; any other teacher must give it
+    (``build_teachers`` says so). A ``total=False`` subclass, not ``NotRequired``: with postponed
+    annotations Python 3.11 would count a ``NotRequired`` key as required.
+    """
+
+    checkpoint: str  # its weights: an unimm checkpoint (e.g. <its run>/checkpoints/last) or a weights file
 
 
 class FrozenTeacher:
@@ -97,12 +112,25 @@ def build_teachers(specs: Mapping[str, TeacherSpec] | None, dataset_info: Mappin
             raise ConfigError(f"{twice} already have a teacher; give each dataset one", key=f"teachers.{name}.datasets")
         model = MODELS.build(spec["model"], path=current_path(f"teachers.{name}.model"),
                              dataset_info={d: dict(dataset_info[d]) for d in datasets})
-        source = load_teacher_weights(model, spec["checkpoint"], key=f"teachers.{name}.checkpoint")
+        source = teacher_weights(model, spec.get("checkpoint"), key=f"teachers.{name}.checkpoint")
         teacher = FrozenTeacher(model, datasets, source)
         logger.info("teacher %s: %s parameters from %s, frozen, labels %s", name,
                     f"{sum(p.numel() for p in model.parameters()):,}", source, ", ".join(datasets))
         by_dataset.update({d: teacher for d in datasets})
     return by_dataset
+
+
+def teacher_weights(model: nn.Module, checkpoint: str | None, key: str) -> str:
+    """Where the teacher's weights come from: its published files, or ``checkpoint`` loaded into it."""
+    if isinstance(model, PublishedTeacher):
+        if checkpoint is not None:
+            raise ConfigError(f"{type(model).__name__} reads its weights from its model node's path ({model.source}); "
+                              "remove checkpoint", key=key)
+        return model.source
+    if checkpoint is None:
+        raise ConfigError("required: the teacher's weights (e.g. <its run>/checkpoints/last); only a published "
+                          "teacher (published_bert_teacher, published_vit_teacher) goes without", key=key)
+    return load_teacher_weights(model, checkpoint, key)
 
 
 def load_teacher_weights(model: nn.Module, checkpoint: str, key: str) -> str:

@@ -110,6 +110,9 @@ def by_split(*, train: Any, eval: Any, split: str, name: str) -> Any:  # noqa: A
         eval: the dataset node of the val and test splits.
         split: the split (runtime).
         name: the config key (runtime); both nodes are built under it.
+
+    Returns:
+        The ``train`` node's dataset for the train split, the ``eval`` node's for any other.
     """
     key = "train" if split == TRAIN_SPLIT else "eval"
     node = train if key == "train" else eval

@@ -32,6 +32,37 @@ def model_losses(model) -> list[torch.Tensor]:
     return [sum(model(batch)["losses"].values()) for batch in batches()]
 
 
+def published(kind: str):
+    """A published teacher built from tiny random weights saved in its source layout (a Hugging Face folder,
+    a timm state dict) in a fresh temporary folder."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.projects.vit_bert.test_published_teachers import VIT_ARCH, tiny_bert, tiny_vit
+
+    folder = Path(tempfile.mkdtemp(prefix="unimm-teacher-"))
+    atexit.register(shutil.rmtree, folder, True)  # the built teacher holds its weights; the files can go
+    if kind == "bert":
+        tiny_bert(folder / "bert")
+        return build("models", {"type": "published_bert_teacher", "path": str(folder / "bert")},
+                     dataset_info={"corpus": INFO["corpus"]})
+    tiny_vit(folder / "vit.pth")
+    return build("models", {"type": "published_vit_teacher", "path": str(folder / "vit.pth"), **VIT_ARCH},
+                 dataset_info={"images": INFO["images"]})
+
+
+def distilled_from(teacher, batch: dict, keys: tuple[str, ...]) -> list[torch.Tensor]:
+    """A frozen teacher's logits as the targets of a student's KL loss (its own weights get no gradient)."""
+    out = teacher(batch)
+    losses = []
+    for key in keys:
+        student = torch.zeros_like(out[key], requires_grad=True)
+        losses.append(torch.nn.functional.kl_div(student.log_softmax(-1), out[key].softmax(-1), reduction="batchmean"))
+    return losses
+
+
 def tokens_and_padding():
     g = torch.Generator().manual_seed(1)
     padding = torch.zeros(2, 5, dtype=torch.bool)
@@ -56,6 +87,10 @@ CASES: dict[tuple[str, str], Case] = {
                                       model_losses),
     ("models", "vit_bert_small"): Case(
         lambda: build("models", {"type": "vit_bert_small", "image_size": 32}, dataset_info=INFO), model_losses),
+    ("models", "published_bert_teacher"): Case(
+        lambda: published("bert"), lambda m: distilled_from(m, batches()[1], ("mlm_logits", "nsp_logits"))),
+    ("models", "published_vit_teacher"): Case(
+        lambda: published("vit"), lambda m: distilled_from(m, batches()[0], ("logits",))),
     ("models", "vit_bert_paper"): Case(lambda: build("models", {"type": "vit_bert_paper"}, dataset_info=INFO),
                                        meta=True),
 }
