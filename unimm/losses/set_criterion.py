@@ -9,7 +9,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unimm.modules.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
+from unimm.modules.box_ops import box_cxcywh_to_xyxy, paired_generalized_box_iou
 from unimm.modules.matcher import HungarianMatcher, Match
 
 LOSS_NAMES = ("class_ce", "box_l1", "box_giou")
@@ -65,31 +65,36 @@ class SetCriterion(nn.Module):
         losses: dict[str, Tensor] = {}
         matches = []
         top = pred_logits.shape[0] - 1
+        flat = FlatTargets.of(targets, pred_logits.device)  # once for every layer
         for layer in range(top + 1):
             match = self.matcher(pred_logits[layer], pred_boxes[layer], targets)
             matches.append(match)
-            layer_losses = self.layer_losses(pred_logits[layer], pred_boxes[layer], targets, match, num_boxes)
+            layer_losses = self.layer_losses(pred_logits[layer], pred_boxes[layer], flat, match, num_boxes)
             for name, value in layer_losses.items():
                 key = name if layer == top else f"aux_{name}"
                 losses[key] = losses[key] + value if key in losses else value
         return losses, matches
 
-    def layer_losses(self, pred_logits: Tensor, pred_boxes: Tensor, targets: Sequence[Mapping[str, Any]],
-                     match: Sequence[Match], num_boxes: float) -> dict[str, Tensor]:
+    def layer_losses(self, pred_logits: Tensor, pred_boxes: Tensor,
+                     targets: FlatTargets | Sequence[Mapping[str, Any]], match: Sequence[Match],
+                     num_boxes: float) -> dict[str, Tensor]:
         """Weighted losses of one layer: ``[B, Q, C + 1]`` logits, ``[B, Q, 4]`` boxes."""
+        if not isinstance(targets, FlatTargets):
+            targets = FlatTargets.of(targets, pred_logits.device)
         batch_idx, query_idx = matched_queries(match, pred_logits.device)
+        target_idx = targets.index(match)  # [K] each matched target's row in the flat targets
         target_classes = torch.full(pred_logits.shape[:2], self.num_classes, dtype=torch.long,
                                     device=pred_logits.device)  # [B, Q], "no object" everywhere
-        target_classes[batch_idx, query_idx] = torch.cat(
-            [t["labels"][j] for t, (_, j) in zip(targets, match)]).to(pred_logits.device)
+        target_classes[batch_idx, query_idx] = targets.labels[target_idx]
         class_ce = F.cross_entropy(pred_logits.transpose(1, 2).float(), target_classes,
                                    weight=self.class_weights.to(pred_logits.device))
 
         boxes = pred_boxes[batch_idx, query_idx].float()  # [K, 4]
-        target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, match)]).to(boxes)  # [K, 4]
+        target_boxes = targets.boxes[target_idx].to(boxes)  # [K, 4]
         box_l1 = F.l1_loss(boxes, target_boxes, reduction="sum") / num_boxes
         if len(boxes):
-            giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes)))
+            # DETR takes diag() of the K x K matrix of all matched boxes; the pairs alone give the same numbers
+            giou = paired_generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes))
             box_giou = (1 - giou).sum() / num_boxes
         else:
             box_giou = boxes.sum()  # zero that keeps the graph
@@ -99,9 +104,32 @@ class SetCriterion(nn.Module):
 
 def matched_queries(match: Sequence[Match], device: torch.device) -> tuple[Tensor, Tensor]:
     """Flatten per-image matches into ``(batch_idx [K], query_idx [K])`` for advanced indexing."""
-    batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(match)])
+    sizes = torch.tensor([len(src) for src, _ in match])
+    batch_idx = torch.arange(len(match)).repeat_interleave(sizes)
     query_idx = torch.cat([src for src, _ in match])
     return batch_idx.to(device), query_idx.to(device)
+
+
+class FlatTargets:
+    """A batch's targets concatenated once (``labels`` ``[N]``, ``boxes`` ``[N, 4]``), so that each decoder
+    layer gathers its matched targets with one index instead of one per image."""
+
+    def __init__(self, labels: Tensor, boxes: Tensor, sizes: Tensor) -> None:
+        self.labels, self.boxes = labels, boxes
+        self.offsets = sizes.cumsum(0) - sizes  # [B] each image's first row
+
+    @classmethod
+    def of(cls, targets: Sequence[Mapping[str, Any]], device: torch.device) -> FlatTargets:
+        sizes = torch.tensor([len(t["boxes"]) for t in targets])
+        labels = torch.cat([t["labels"] for t in targets]).to(device)
+        boxes = torch.cat([t["boxes"] for t in targets]).to(device)
+        return cls(labels, boxes, sizes)
+
+    def index(self, match: Sequence[Match]) -> Tensor:
+        """Rows of the matched targets ``[K]``, image by image in the match's order."""
+        sizes = torch.tensor([len(tgt) for _, tgt in match])
+        local = torch.cat([tgt for _, tgt in match])
+        return (local + self.offsets.repeat_interleave(sizes)).to(self.labels.device)
 
 
 def average_box_count(targets: Sequence[Mapping[str, Any]], device: torch.device,

@@ -70,13 +70,7 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(iou, union)``, each ``[..., N, M]``.
     """
-    area1, area2 = box_area(boxes1), box_area(boxes2)
-    top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
-    bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [..., N, M, 2]
-    inter = wh[..., 0] * wh[..., 1]  # [..., N, M]
-    union = area1[..., :, None] + area2[..., None, :] - inter
-    return inter / union, union
+    return _iou_union(boxes1[..., :, None, :].unbind(-1), boxes2[..., None, :, :].unbind(-1))
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -92,12 +86,47 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     Returns:
         ``[..., N, M]`` generalized IoU.
     """
-    # Degenerate boxes give inf / nan below; callers pass sigmoid outputs converted from
-    # cxcywh, which always satisfy this.
+    _check_boxes(boxes1, boxes2)
+    return _giou(boxes1[..., :, None, :].unbind(-1), boxes2[..., None, :, :].unbind(-1))
+
+
+def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Generalized IoU of each box with its partner: ``[..., 4]`` and ``[..., 4]`` xyxy -> ``[...]``.
+
+    The diagonal of ``generalized_box_iou`` (DETR's criterion takes ``diag`` of the full ``K x K``
+    matrix of its ``K`` matched pairs), computed for the pairs only: the same numbers, bit for bit.
+    """
+    _check_boxes(boxes1, boxes2)
+    return _giou(boxes1.unbind(-1), boxes2.unbind(-1))
+
+
+def _check_boxes(boxes1: Tensor, boxes2: Tensor) -> None:
+    # Degenerate boxes give inf / nan; callers pass sigmoid outputs converted from cxcywh, which
+    # always satisfy this.
     assert (boxes1[..., 2:] >= boxes1[..., :2]).all() and (boxes2[..., 2:] >= boxes2[..., :2]).all()
-    iou, union = box_iou(boxes1, boxes2)
-    top_left = torch.min(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
-    bottom_right = torch.max(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [..., N, M, 2]
-    enclosing = wh[..., 0] * wh[..., 1]  # [..., N, M]
+
+
+def _iou_union(a: tuple[Tensor, ...], b: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """IoU and union of boxes given as broadcastable coordinates ``(x0, y0, x1, y1)``.
+
+    One coordinate at a time: each step is an elementwise op on ``[..., N, M]`` (or ``[...]``)
+    tensors, rather than on ``[..., N, M, 2]`` pairs of strided coordinates, with the same
+    arithmetic as DETR's ``box_iou`` in the same order (the results are bit-identical).
+    """
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    w = (torch.minimum(ax1, bx1) - torch.maximum(ax0, bx0)).clamp(min=0)
+    h = (torch.minimum(ay1, by1) - torch.maximum(ay0, by0)).clamp(min=0)
+    inter = w * h
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union, union
+
+
+def _giou(a: tuple[Tensor, ...], b: tuple[Tensor, ...]) -> Tensor:
+    iou, union = _iou_union(a, b)
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    w = (torch.maximum(ax1, bx1) - torch.minimum(ax0, bx0)).clamp(min=0)
+    h = (torch.maximum(ay1, by1) - torch.minimum(ay0, by0)).clamp(min=0)
+    enclosing = w * h
     return iou - (enclosing - union) / enclosing

@@ -82,10 +82,12 @@ PAD_BOX = (0.5, 0.5, 1.0, 1.0)
 def padded_targets(targets: Sequence[Mapping[str, Any]], width: int, like: Tensor) -> tuple[Tensor, Tensor]:
     """Labels ``[B, M]`` (-1 on padding) and boxes ``[B, M, 4]`` of every image, padded to ``width``."""
     batch = len(targets)
+    counts = torch.tensor([len(t["boxes"]) for t in targets])
+    rows = torch.arange(batch).repeat_interleave(counts)  # [K] the image of each target
+    cols = torch.arange(len(rows)) - (counts.cumsum(0) - counts).repeat_interleave(counts)  # [K] its slot
+    rows, cols = rows.to(like.device), cols.to(like.device)
     labels = torch.full((batch, width), -1, dtype=torch.long, device=like.device)
     boxes = like.new_tensor(PAD_BOX).expand(batch, width, 4).clone()
-    for i, target in enumerate(targets):
-        count = len(target["boxes"])
-        labels[i, :count] = target["labels"].to(labels.device)
-        boxes[i, :count] = target["boxes"].to(boxes)
+    labels[rows, cols] = torch.cat([t["labels"] for t in targets]).to(labels.device)  # one copy each, not B
+    boxes[rows, cols] = torch.cat([t["boxes"] for t in targets]).to(boxes)
     return labels, boxes
