@@ -7,6 +7,8 @@
     python tools/reproduce_meter.py ablations          # Tables 6, 7 and 10 on the benchmark: co-attention vs merged
                                                        # attention, MLM / ITM / MLM + ITM, uniform vs bottom/top
                                                        # learning rates; each by VQAv2 and zero-shot Flickr30k
+    python tools/reproduce_meter.py encoders           # Tables 3 and 4 on the benchmark: each encoder pair the project
+                                                       # builds, without VLP, fine-tuned on VQAv2 and SNLI-VE
     python tools/reproduce_meter.py main --dry-run     # validate every config of the plan, run nothing
 
 Every run is a ``projects/meter`` config with ``variant=shapes``, carried out in this process in its
@@ -16,7 +18,10 @@ from random init. The table (mean and spread over seeds) goes to ``<out>/main.md
 is printed; speed is reported, never asserted. ``ablations`` pre-trains once per setting of
 ``projects/meter/ablations`` and measures each pre-training as the paper's Tables 6, 7 and 10 do: VQAv2
 after fine-tuning and zero-shot Flickr30k retrieval (none after MLM alone: it leaves no matching head).
-The encoder choices of Tables 3-5 are not in this script yet.
+``encoders`` fine-tunes ``projects/meter/encoders`` (no pre-training) once per Table 3 / 4 row that the
+project builds, on VQAv2 and SNLI-VE (about a minute each); Flickr30k retrieval is left out (its
+fine-tuning ranks 16 captions a picture and its evaluation scores 50k pairs: several minutes a run), and
+Table 5 (a pre-training run per encoder pair) too.
 """
 from __future__ import annotations
 
@@ -105,7 +110,53 @@ def main_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
                    "random init": runner.finetune(task, None, "random_init")} for task in TASKS}
 
 
-COMMANDS = {"main": main_rows, "ablations": ablation_rows}
+# Tables 3 and 4 ("without VLP", Sec. 4.1.1): row -> (table, vars.vision, vars.text, label, the paper's VQAv2,
+# SNLI-VE, Flickr30k IR@1 and TR@1). vars.vision / vars.text None: an encoder the project does not build.
+ENCODER_ROWS = {
+    "bert": ("3", "clip_b32", "bert", "BERT + CLIP-B-224/32", (69.56, 76.27, 49.60, 66.60)),
+    "roberta": ("3, 4", "clip_b32", "roberta", "RoBERTa + CLIP-B-224/32", (69.69, 76.53, 49.86, 68.90)),
+    "electra": ("3", None, None, "ELECTRA + CLIP-B-224/32", (69.22, 76.57, 41.80, 58.30)),
+    "deberta": ("3", None, None, "DeBERTa + CLIP-B-224/32", (69.40, 76.74, 51.50, 67.70)),
+    "albert": ("3", None, None, "ALBERT-xlarge + CLIP-B-224/32", (69.94, 76.20, 52.20, 68.70)),
+    "emb_only": ("3", "clip_b32", "emb_only", "Emb-only + CLIP-B-224/32", (67.13, 74.85, 49.06, 68.20)),
+    "clip_text": ("3", None, None, "CLIP's text encoder + CLIP-B-224/32", (69.31, 75.37, 54.96, 73.80)),
+    "vit": ("4", "vit_b384_16", "roberta", "RoBERTa + ViT-B-384/16", (69.09, 76.35, 40.30, 59.80)),
+    "deit": ("4", "deit_b384_16", "roberta", "RoBERTa + DeiT-B-384/16", (68.92, 75.97, 33.38, 50.90)),
+    "deit_distilled": ("4", "deit_distilled_b384_16", "roberta", "RoBERTa + distilled DeiT-B-384/16",
+                       (67.84, 76.17, 34.84, 52.10)),
+    "cait": ("4", None, None, "RoBERTa + CaiT-M-384/32", (71.52, 76.62, 38.96, 61.30)),
+    "volo": ("4", None, None, "RoBERTa + VOLO-4-448/32", (71.44, 76.42, 40.90, 61.40)),
+    "swin": ("4", "swin_b384_32", "roberta", "RoBERTa + Swin-B-384/32", (72.38, 77.65, 52.30, 69.50)),
+    "clip_b16": ("4", "clip_b16", "roberta", "RoBERTa + CLIP-B-224/16", (71.75, 77.54, 57.64, 76.90)),
+    "beit": ("4", None, None, "RoBERTa + BEiT-B-224/16", (68.45, 75.28, 32.24, 59.80)),
+}
+# DeiT-B is ViT-B's architecture (DeiT changes the training, not the model): from random init the two rows
+# are one model, so the shapes benchmark runs it once.
+SAME_AT_SHAPES = {"deit_b384_16": "vit_b384_16"}
+# measured column -> (config under projects/meter, metric key)
+ENCODER_TASKS = {"encoders_vqa2": ("encoders/vqa2.yaml", "vqa2/vqa_accuracy"),
+                 "encoders_snli_ve": ("encoders/snli_ve.yaml", "snli_ve/accuracy")}
+
+
+def encoder_rows(runner: Runner) -> dict[str, dict[str, float | None]]:
+    """Each built Table 3 / 4 row fine-tuned without pre-training on VQAv2 and SNLI-VE; rows that are one
+    model at the benchmark's size (DeiT and ViT) and the row both tables share (RoBERTa + CLIP-B/32) run once."""
+    rows: dict[str, dict[str, float | None]] = {column: {} for column in ENCODER_TASKS}
+    done: dict[str, dict[str, float]] = {}
+    for name, (_, vision, text, _, _) in ENCODER_ROWS.items():
+        if vision is None:
+            continue
+        vision = SAME_AT_SHAPES.get(vision, vision)
+        for column, (config, key) in ENCODER_TASKS.items():
+            run = f"no_vlp_{Path(config).stem}_{vision}_{text}"
+            if run not in done:
+                done[run] = runner.run(run, config, [f"env.seed={runner.seed}", f"vars.vision={vision}",
+                                                     f"vars.text={text}"])
+            rows[column][name] = done[run].get(key)
+    return rows
+
+
+COMMANDS = {"main": main_rows, "ablations": ablation_rows, "encoders": encoder_rows}
 
 
 def baselines_of(data_dir: Path) -> dict[str, str]:
@@ -136,10 +187,34 @@ def render_ablations(table: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_encoders(table: dict, baselines: dict[str, str], seeds: list[int]) -> str:
+    title = (f"METER's encoders without VLP (Tables 3 and 4) on the shapes benchmark, `python tools/reproduce_meter.py "
+             f"encoders`, seeds {seeds} (mean ± standard deviation over seeds, %; small random-init encoders of "
+             "each kind, so the paper's pre-trained weights are not what is compared)")
+    lines = [title, "", "| table | encoders | paper VQAv2 | paper VE | paper IR@1 / TR@1 | VQAv2 | SNLI-VE |",
+             "|---|---|---|---|---|---|---|"]
+    for name, (number, vision, _, label, (vqa, ve, ir1, tr1)) in ENCODER_ROWS.items():
+        if vision is None:
+            ours = "not built | not built"
+        else:
+            ours = " | ".join(fmt(table.get(column, {}).get(name)) for column in ENCODER_TASKS)
+            if vision in SAME_AT_SHAPES:
+                label += f" (the {SAME_AT_SHAPES[vision]} run: the same model from random init)"
+        lines.append(f"| {number} | {label} | {vqa:.2f} | {ve:.2f} | {ir1:.2f} / {tr1:.2f} | {ours} |")
+    shown = [f"{task} {baselines[task]}" for task in ("vqa2", "snli_ve") if task in baselines]
+    if shown:
+        lines += ["", "Benchmark baselines: " + "; ".join(shown) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def render(command: str, table: dict, baselines: dict[str, str], seeds: list[int]) -> str:
-    parts = [render_main({t: v for t, v in table.items() if t in TASKS}, baselines, seeds)] if command != "ablations" else []
+    parts = []
+    if command in ("main", "all"):
+        parts.append(render_main({t: v for t, v in table.items() if t in TASKS}, baselines, seeds))
     if command in ("ablations", "all"):
         parts.append(render_ablations(table, seeds))
+    if command in ("encoders", "all"):
+        parts.append(render_encoders(table, baselines, seeds))
     return "\n".join(parts)
 
 

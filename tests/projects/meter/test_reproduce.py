@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 
 from tests.helpers import load_tool, tool_fixture
 
@@ -69,3 +70,43 @@ def test_the_ablation_plan_and_its_table(tool, tmp_path, monkeypatch):
     text = tool.render("ablations", table, {}, [2])
     assert "| Table 7: merged attention | 74.00 | 57.46 / 73.10 | 40.0 | 1.0 / 2.0 |" in text
     assert "| Table 10: MLM only | 74.19 | - | 40.0 | - |" in text
+
+
+def test_the_encoder_plan_and_its_table(tool, tmp_path, monkeypatch):
+    """Tables 3 and 4 without VLP: each built row fine-tuned on VQAv2 and SNLI-VE from the encoders alone; the
+    shared RoBERTa + CLIP-B/32 row and DeiT (ViT's model from random init) run once; unbuilt rows never."""
+    runner = tool.Runner(tool.METER, "shapes", tmp_path, tmp_path / "data", seed=3)
+    seen = {}
+
+    def run(name, config, overrides):
+        seen[name] = (config, overrides)
+        score = 0.3 + 0.01 * len(seen)
+        return {"vqa2/vqa_accuracy": score, "snli_ve/accuracy": score + 0.3}
+
+    monkeypatch.setattr(runner, "run", run)
+    rows = tool.encoder_rows(runner)
+    pairs = {("clip_b32", "bert"), ("clip_b32", "roberta"), ("clip_b32", "emb_only"), ("vit_b384_16", "roberta"),
+             ("deit_distilled_b384_16", "roberta"), ("swin_b384_32", "roberta"), ("clip_b16", "roberta")}
+    assert set(seen) == {f"no_vlp_{task}_{v}_{t}" for v, t in pairs for task in ("vqa2", "snli_ve")}
+    config, overrides = seen["no_vlp_snli_ve_swin_b384_32_roberta"]
+    assert config == "encoders/snli_ve.yaml"
+    assert overrides == ["env.seed=3", "vars.vision=swin_b384_32", "vars.text=roberta"]
+    assert not any("init_from" in item for _, items in seen.values() for item in items)  # no pre-training
+    built = {"bert", "roberta", "emb_only", "vit", "deit", "deit_distilled", "swin", "clip_b16"}
+    assert set(rows["encoders_vqa2"]) == set(rows["encoders_snli_ve"]) == built
+    assert rows["encoders_vqa2"]["deit"] == rows["encoders_vqa2"]["vit"]
+    table = load_tool(REPO / "tools" / "reproduction.py").summarise([rows])
+    text = tool.render("encoders", table, {"vqa2": "majority 25.1", "snli_ve": "chance 33.3"}, [3])
+    assert (rows["encoders_vqa2"]["swin"], rows["encoders_snli_ve"]["swin"]) == pytest.approx((0.41, 0.72))
+    assert "| 4 | RoBERTa + Swin-B-384/32 | 72.38 | 77.65 | 52.30 / 69.50 | 41.0 | 72.0 |" in text
+    assert "| 3 | ELECTRA + CLIP-B-224/32 | 69.22 | 76.57 | 41.80 / 58.30 | not built | not built |" in text
+    assert "| 3, 4 | RoBERTa + CLIP-B-224/32 | 69.69 | 76.53 | 49.86 / 68.90 |" in text  # Table 4's CLIP-B/32 row
+    assert "| 3 | Emb-only + CLIP-B-224/32 | 67.13 | 74.85 | 49.06 / 68.20 |" in text
+    assert "RoBERTa + DeiT-B-384/16 (the vit_b384_16 run" in text and "Benchmark baselines: vqa2 majority 25.1" in text
+    assert sum(line.startswith("| ") for line in text.splitlines()) == 1 + 15  # header + the tables' 15 rows
+
+
+def test_the_encoder_plan_validates(tool, tiny_benchmark, tmp_path, capsys):
+    assert tool.main(["encoders", "--dry-run", "--out", str(tmp_path), "--data-dir", str(tiny_benchmark)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok  no_vlp_") == 14 and "encoders/vqa2.yaml" in out
