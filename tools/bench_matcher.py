@@ -3,8 +3,10 @@
     python tools/bench_matcher.py [--batch 16 --queries 100 --classes 91 --layers 6 --repeats 15]
 
 DETR's reference matcher scores every query of the batch against every target of the batch and
-keeps each image's diagonal block; ours computes only the blocks (targets padded to the largest
-count). Both run on the same random predictions and targets (about 7 boxes an image, as COCO);
+keeps each image's diagonal block, and its criterion takes the GIoU of its K matched pairs as the
+diagonal of a K x K matrix, gathering targets image by image; the reference here is written that way,
+with DETR's box overlaps on ``[..., 2]`` coordinate pairs. Ours computes only the blocks (targets
+padded to the largest count), the GIoU of the pairs alone, and gathers targets with one index. Both run on the same random predictions and targets (about 7 boxes an image, as COCO);
 the matches and losses are checked equal, then the two are timed alternately (A B A B ...) and
 the medians printed with their ratio. Nothing is written.
 """
@@ -22,9 +24,53 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from unimm.losses.set_criterion import SetCriterion  # noqa: E402
-from unimm.modules.box_ops import box_cxcywh_to_xyxy, generalized_box_iou  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from unimm.losses.set_criterion import SetCriterion, matched_queries  # noqa: E402
+from unimm.modules.box_ops import box_cxcywh_to_xyxy  # noqa: E402
 from unimm.modules.matcher import HungarianMatcher  # noqa: E402
+
+
+def pair_boxes_giou(boxes1, boxes2):
+    """DETR's ``generalized_box_iou``: all pairs, on ``[N, M, 2]`` coordinate pairs."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    wh = (torch.min(boxes1[:, None, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, None, :2], boxes2[:, :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] + area2 - inter
+    iou = inter / union
+    wh = (torch.max(boxes1[:, None, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, None, :2], boxes2[:, :2])).clamp(min=0)
+    area = wh[..., 0] * wh[..., 1]
+    return iou - (area - union) / area
+
+
+class DetrCriterion(SetCriterion):
+    """DETR's criterion as written there: targets gathered image by image, the matched pairs' GIoU as the
+    diagonal of the K x K matrix of all of them."""
+
+    def layer_losses(self, pred_logits, pred_boxes, targets, match, num_boxes):
+        batch_idx, query_idx = matched_queries(match, pred_logits.device)
+        target_classes = torch.full(pred_logits.shape[:2], self.num_classes, dtype=torch.long)
+        target_classes[batch_idx, query_idx] = torch.cat([t["labels"][j] for t, (_, j) in zip(targets, match)])
+        class_ce = F.cross_entropy(pred_logits.transpose(1, 2).float(), target_classes, weight=self.class_weights)
+        boxes = pred_boxes[batch_idx, query_idx].float()
+        target_boxes = torch.cat([t["boxes"][j] for t, (_, j) in zip(targets, match)]).to(boxes)
+        box_l1 = F.l1_loss(boxes, target_boxes, reduction="sum") / num_boxes
+        giou = torch.diag(pair_boxes_giou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes)))
+        raw = {"class_ce": class_ce, "box_l1": box_l1, "box_giou": (1 - giou).sum() / num_boxes}
+        return {name: raw[name] * self.weights[name] for name in raw}
+
+    def forward(self, pred_logits, pred_boxes, targets):
+        num_boxes = max(float(sum(len(t["boxes"]) for t in targets)), 1.0)
+        losses, matches, top = {}, [], pred_logits.shape[0] - 1
+        for layer in range(top + 1):
+            match = self.matcher(pred_logits[layer], pred_boxes[layer], targets)
+            matches.append(match)
+            for name, value in self.layer_losses(pred_logits[layer], pred_boxes[layer], targets, match,
+                                                 num_boxes).items():
+                key = name if layer == top else f"aux_{name}"
+                losses[key] = losses[key] + value if key in losses else value
+        return losses, matches
 
 
 class AllPairsMatcher(HungarianMatcher):
@@ -39,7 +85,7 @@ class AllPairsMatcher(HungarianMatcher):
         labels = torch.cat([t["labels"] for t in targets])
         target_boxes = torch.cat([t["boxes"] for t in targets])
         cost = (self.class_cost * -prob[:, labels] + self.l1_cost * torch.cdist(boxes, target_boxes, p=1)
-                - self.giou_cost * generalized_box_iou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes)))
+                - self.giou_cost * pair_boxes_giou(box_cxcywh_to_xyxy(boxes), box_cxcywh_to_xyxy(target_boxes)))
         cost = cost.view(batch, queries, -1).cpu()
         out = []
         for i, block in enumerate(cost.split(sizes, -1)):
@@ -63,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     logits = torch.randn(args.layers, args.batch, args.queries, args.classes + 1, generator=g)
     boxes = torch.rand(args.layers, args.batch, args.queries, 4, generator=g) * 0.4 + 0.2
     ours = SetCriterion(args.classes, HungarianMatcher())
-    reference = SetCriterion(args.classes, AllPairsMatcher())
+    reference = DetrCriterion(args.classes, AllPairsMatcher())
     (ours_losses, ours_matches), (ref_losses, ref_matches) = ours(logits, boxes, targets), reference(logits, boxes, targets)
     same = all(torch.equal(a, b) for layer_a, layer_b in zip(ours_matches, ref_matches)
                for pair_a, pair_b in zip(layer_a, layer_b) for a, b in zip(pair_a, pair_b))
