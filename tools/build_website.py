@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -93,8 +94,16 @@ def main() -> int:
               f'  pip install -c constraints.txt -e ".[docs]"', file=sys.stderr)
         return 1
     start = time.perf_counter()
-    ok, problems = build(args.out.resolve())
+    out = args.out.resolve()
+    building = out.with_name(f".{out.name}.building")  # the old site stays whole until the new one is
+    shutil.rmtree(building, ignore_errors=True)
+    ok, problems = build(building)
     seconds = time.perf_counter() - start
+    if ok:
+        shutil.rmtree(out, ignore_errors=True)
+        building.rename(out)
+    else:
+        shutil.rmtree(building, ignore_errors=True)
     if not ok:
         print(f"build_website: the strict build failed ({len([p for p in problems if not p.startswith('    ')])} "
               "problem(s)):", file=sys.stderr)
