@@ -35,5 +35,6 @@ from unimm.data import (  # noqa: F401  (each import registers its parts)
     transforms,
     visual_genome,
     visual_genome_qa,
+    vlp_captions,
     vqa2,
 )
