@@ -76,11 +76,9 @@ class SetCriterion(nn.Module):
         return losses, matches
 
     def layer_losses(self, pred_logits: Tensor, pred_boxes: Tensor,
-                     targets: FlatTargets | Sequence[Mapping[str, Any]], match: Sequence[Match],
-                     num_boxes: float) -> dict[str, Tensor]:
-        """Weighted losses of one layer: ``[B, Q, C + 1]`` logits, ``[B, Q, 4]`` boxes."""
-        if not isinstance(targets, FlatTargets):
-            targets = FlatTargets.of(targets, pred_logits.device)
+                     targets: FlatTargets, match: Sequence[Match], num_boxes: float) -> dict[str, Tensor]:
+        """Weighted losses of one layer: ``[B, Q, C + 1]`` logits, ``[B, Q, 4]`` boxes, the batch's targets
+        concatenated once for all layers."""
         batch_idx, query_idx = matched_queries(match, pred_logits.device)
         target_idx = targets.index(match)  # [K] each matched target's row in the flat targets
         target_classes = torch.full(pred_logits.shape[:2], self.num_classes, dtype=torch.long,
