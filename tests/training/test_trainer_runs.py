@@ -52,6 +52,25 @@ def test_a_killed_and_resumed_run_repeats_the_uninterrupted_losses(tmp_path):
     assert [got[u] for u in range(1, 17)] == [expected[u] for u in range(1, 17)]  # exactly
 
 
+def test_workers_and_a_kill_change_nothing_with_random_augmentation(tmp_path):
+    """A DataLoader worker reads the samples (noise drawn per read), the run is killed and resumed: the same
+    losses as one uninterrupted run in one process."""
+    jitter = ["datasets.line.jitter=0.1"]
+    whole = run([f"config={write_config(tmp_path / 'a.yaml', tmp_path / 'whole')}", *jitter], tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    cfg = write_config(tmp_path / "b.yaml", tmp_path / "cut")
+    workers = [*jitter, "training.num_workers=1"]
+    killed = run([f"config={cfg}", *workers, "training.callbacks=[{type: kill_at, update: 12}]"], tmp_path)
+    assert killed.returncode == -9
+    resumed = run([f"config={cfg}", *workers, "checkpoint.resume=true"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = losses_by_update(tmp_path / "whole"), losses_by_update(tmp_path / "cut")
+    assert [got[u] for u in range(1, 17)] == [expected[u] for u in range(1, 17)]  # exactly
+    plain = run([f"config={write_config(tmp_path / 'c.yaml', tmp_path / 'plain')}"], tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert losses_by_update(tmp_path / "plain")[16] != expected[16]  # the noise is there to be reproduced
+
+
 def test_a_nan_loss_stops_with_the_dataset_and_loss_named(tmp_path):
     cfg = write_config(tmp_path / "a.yaml", tmp_path / "out")
     result = run([f"config={cfg}", "datasets.line.nan_index=5"], tmp_path)

@@ -13,8 +13,9 @@ from unimm.registry import CALLBACKS, DATASETS, MODELS
 class Points(torch.utils.data.Dataset):
     task_type = "regression"
 
-    def __init__(self, name: str, split: str, count: int, nan_index: int | None = None) -> None:
+    def __init__(self, name: str, split: str, count: int, nan_index: int | None = None, jitter: float = 0.0) -> None:
         self.name = name
+        self.jitter = jitter
         gen = torch.Generator().manual_seed(0 if split == "train" else 1)
         self.x = torch.rand(count, 1, generator=gen)
         self.y = 3 * self.x - 1
@@ -25,7 +26,8 @@ class Points(torch.utils.data.Dataset):
         return len(self.x)
 
     def __getitem__(self, i: int) -> dict:
-        return {"x": self.x[i], "y": self.y[i]}
+        x = self.x[i] + self.jitter * torch.randn(1) if self.jitter else self.x[i]  # an augmentation: the global RNG
+        return {"x": x, "y": self.y[i]}
 
     def collate(self, samples: list[dict]) -> dict:
         return {"x": torch.stack([s["x"] for s in samples]), "y": torch.stack([s["y"] for s in samples]),
@@ -36,9 +38,9 @@ class Points(torch.utils.data.Dataset):
 
 
 @DATASETS.register()
-def folder_points(name: str, split: str, count: int = 64, nan_index: int | None = None) -> Points:
-    """Points on the line y = 3x - 1 (optionally one NaN target)."""
-    return Points(name, split, count, nan_index)
+def folder_points(name: str, split: str, count: int = 64, nan_index: int | None = None, jitter: float = 0.0) -> Points:
+    """Points on the line y = 3x - 1 (optionally one NaN target; ``jitter``: Gaussian noise on x, drawn per read)."""
+    return Points(name, split, count, nan_index, jitter)
 
 
 class Line(nn.Module):
