@@ -11,7 +11,8 @@ from unimm.registry import DATASETS, PROCESSORS
 DATA_DATASETS = [e for e in DATASETS.entries() if e.module.startswith("unimm.data.")]
 DATA_PROCESSORS = [e for e in PROCESSORS.entries() if e.module.startswith("unimm.data.")]
 EXPECTED_DATASETS = {"coco_detection", "visual_genome", "visual_genome_qa", "vqa2", "snli_ve", "glue",
-                     "coco_captions", "karpathy_retrieval", "nlvr2", "image_folder", "text_corpus", "cifar"}
+                     "coco_captions", "karpathy_retrieval", "nlvr2", "image_folder", "text_corpus", "cifar",
+                     "oxford_flowers102", "oxford_pets"}
 
 
 def test_all_dataset_builders_are_registered():

@@ -8,7 +8,8 @@ task type                     datasets
 ============================= ==========================================================
 ``detection``                 coco_detection, visual_genome
 ``vqa``                       vqa2, visual_genome_qa
-``classification``            snli_ve, nlvr2 (image(s) + text), image_folder, cifar (image)
+``classification``            snli_ve, nlvr2 (image(s) + text), image_folder, cifar, oxford_flowers102,
+                              oxford_pets (image)
 ``text_classification``       glue (all tasks but STS-B)
 ``text_regression``           glue STS-B
 ``image_text``                coco_captions
@@ -29,6 +30,8 @@ from unimm.data import (  # noqa: F401  (each import registers its parts)
     image_text_pretraining,
     karpathy_retrieval,
     nlvr2,
+    oxford_flowers102,
+    oxford_pets,
     snli_ve,
     text_corpus,
     tokenizers,

@@ -92,6 +92,29 @@ def test_image_fine_tuning_is_sgd_cosine_clipped_at_a_higher_resolution(variant)
     assert cfg["scheduler"]["type"] == "warmup_cosine"
 
 
+@pytest.mark.parametrize("name, dataset, data_type", [("finetune_flowers102", "flowers102", "oxford_flowers102"),
+                                                      ("finetune_pets", "pets", "oxford_pets")])
+def test_flowers_and_pets_fine_tuning_is_finetune_image_for_500_steps_on_the_distributed_files(name, dataset,
+                                                                                              data_type):
+    cfg, image = config(name), config("finetune_image")
+    assert cfg["training"]["max_updates"] == 500  # Sec. 4.1.1: 500 steps for Pets and Flowers
+    for section in ("optimizer", "model"):
+        assert cfg[section] == image[section]  # SGD 0.9, no weight decay; the 384-pixel model
+    assert cfg["scheduler"] == {"type": "warmup_cosine", "warmup_steps": 100}  # BiT's warm-up for < 20K pictures
+    assert {k: cfg["training"][k] for k in ("batch_size", "clip_grad_norm")} == {"batch_size": 512,
+                                                                                 "clip_grad_norm": 1.0}
+    for key in ("init_from", "init_include", "init_resize", "init_run"):
+        assert cfg["checkpoint"][key] == image["checkpoint"][key]
+    node = cfg["datasets"][dataset]
+    assert node["type"] == data_type and node["data_dir"] == f"{DATA}/{dataset}"
+    assert node["train_transform"] == image["datasets"]["images"]["train_transform"]
+    assert node["eval_transform"] == image["datasets"]["images"]["eval_transform"]
+    assert cfg["evaluation"]["split"] == "test" and cfg["evaluation"]["metrics"] == {dataset: ["accuracy"]}
+    assert cfg["env"]["save_dir"].endswith(f"vit_bert_finetune_{dataset}")
+    if dataset == "flowers102":  # fine-tuned on the official train and validation sets, scored on test
+        assert node["split_sets"] == {"train": ["trnid", "valid"]}
+
+
 def test_glue_fine_tuning_is_adamw_with_polynomial_decay_for_three_epochs():
     cfg = config("finetune_sst2")
     assert cfg["optimizer"]["type"] == "adamw" and cfg["optimizer"]["weight_decay"] == 0.01
@@ -176,3 +199,21 @@ def test_table_1_and_fig_2_rows_change_only_their_recipe(variant):
     for cfg in rows.values():  # every row starts where ViT-BERT starts, each in a folder of its own
         assert cfg["checkpoint"]["init_from"] == base["checkpoint"]["init_from"]
         assert cfg["env"]["save_dir"] != base["env"]["save_dir"]
+
+
+@pytest.mark.parametrize("name, classes", [("flowers102", 102), ("pets", 37)])
+def test_flowers_and_pets_fine_tune_on_the_official_fixture(name: str, classes: int, tmp_path: Path):
+    """Two updates at tiny size on tests/assets/official, without the pre-training chain: a new head per dataset."""
+    import math
+
+    from unimm import session
+
+    overrides = [f"env.data_dir={REPO / 'tests' / 'assets' / 'official'}", "env.device=cpu",
+                 f"env.save_dir={tmp_path / 'run'}", "vars.model_type=vit_bert_tiny", "vars.finetune_image_size=32",
+                 "checkpoint.init_from=null", "checkpoint.init_include=[]", "checkpoint.init_resize=[]",
+                 "training.max_updates=2", "training.batch_size=4", "training.eval_every=2", "checkpoint.every=0",
+                 "scheduler.warmup_steps=1", "evaluation.max_batches=1", "evaluation.batch_size=4"]
+    cfg, text = session.prepare(VIT_BERT / f"finetune_{name}.yaml", overrides)
+    results = session.execute(cfg, text)
+    assert 0 <= results[f"{name}/accuracy"] <= 1
+    assert results[f"{name}/cross_entropy"] == pytest.approx(math.log(classes), rel=0.05)  # a fresh head of `classes`
