@@ -1,11 +1,14 @@
-"""METER: Multimodal End-to-end TransformER (Dou et al.), encoder-only (Sec. 3.1, 3.3; Fig. 2).
+"""METER: Multimodal End-to-end TransformER (Dou et al.), encoder-only (Sec. 3.1, 3.3; Fig. 2) or
+encoder-decoder (Sec. 4.3, Fig. 3; ``encoder_decoder.py``).
 
 A vision encoder and a text encoder, linear cross-modal projections, token-type (modality) embeddings,
 a fusion module, one pooler per stream, and heads on the text states (MLM) or on ``cls_feats``, the two
-pooled vectors concatenated (ITM, VQA). Where the paper is silent the reference code is followed
-(REFERENCE_NOTES 1.1-1.2): the names of the parts (``cross_modal_*``, ``token_type_embeddings``, the
-heads ``mlm_score`` / ``itm_score`` / ``vqa_classifier``) are METER's, so that its name-substring rule
-for learning rates and weight decay applies as written (``includes/optimization.yaml``).
+pooled vectors concatenated (ITM, VQA). With a decoder, the decoder's output on a class token replaces
+the poolers' ``cls_feats`` and span language modeling through the decoder replaces MLM. Where the paper
+is silent the reference code is followed (REFERENCE_NOTES 1.1-1.2): the names of the parts
+(``cross_modal_*``, ``token_type_embeddings``, the heads ``mlm_score`` / ``itm_score`` /
+``vqa_classifier``) are METER's, so that its name-substring rule for learning rates and weight decay
+applies as written (``includes/optimization.yaml``).
 """
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ from unimm.config.errors import ConfigError
 from unimm.config.refs import Range
 from unimm.interfaces import Fusion, ImageTokenEncoder
 from unimm.modules.bert_layer import init_bert_weights
+from unimm.modules.span_corruption import IGNORE_INDEX, ExtraTokens, corrupt_spans, shift_right
 from unimm.modules.token_masking import choose_hidden
-from unimm.registry import ENCODERS, FUSIONS, HEADS, MODELS, Part
+from unimm.registry import DECODERS, ENCODERS, FUSIONS, HEADS, MODELS, Part
+
+from .encoder_decoder import append_word_embeddings, padding_id, word_embeddings
 
 logger = logging.getLogger("unimm")
 
@@ -34,7 +40,9 @@ VISION = Part(ENCODERS, deferred=True)
 TEXT = Part(ENCODERS, supplied=("vocab_size",), deferred=True)
 FUSION = Part(FUSIONS, supplied=("hidden_size",), deferred=True)
 MIM = Part(HEADS, supplied=("input_size", "vision_size"), deferred=True)
+DECODER = Part(DECODERS, supplied=("hidden_size",), deferred=True)
 MIM_PROBABILITY = 0.15  # "we randomly mask 15% of the patches" (Sec. 3.2)
+SENTINELS = 100  # the encoder-decoder's sentinel tokens: T5's (and VL-T5's) extra_ids
 
 
 @dataclass
@@ -44,12 +52,16 @@ class Features:
     Attributes:
         text: ``[B, T, D]`` text stream after fusion.
         image: ``[B, N, D]`` image stream after fusion.
-        cls_feats: ``[B, 2D]``, the text and image poolers' outputs concatenated.
+        cls_feats: ``[B, 2D]``, the text and image poolers' outputs concatenated; with a decoder ``[B, D]``,
+            the decoder's state of its class token.
+        text_padding: bool ``[B, T]``, True on padding (None: none); image_padding likewise ``[B, N]``.
     """
 
     text: Tensor
     image: Tensor
     cls_feats: Tensor
+    text_padding: Tensor | None = None
+    image_padding: Tensor | None = None
 
 
 class Pooler(nn.Module):
@@ -80,6 +92,12 @@ class METER(nn.Module):
             head's "match" row; the ITM head is then frozen, as METER's retrieval fine-tuning does.
         mim_probability: with a ``mim_score`` head (Table 10's masked image modeling), the share of patches
             masked in its pass; the model masks them itself, with the head's ``mask_token`` embedding.
+        decoder: the encoder-decoder variant's decoder (``dual_cross_attention_decoder`` of width ``D``, as
+            wide as the text encoder, whose word embeddings it reads); None: encoder-only. With it the
+            poolers are not built, ``cls_feats`` is the decoder's state of the class token (``[B, D]``) and
+            pre-training's text objective is span language modeling (``encoder_decoder.py``).
+        extra_tokens: with a decoder, the ids of its sentinels, end, start and class tokens; their rows
+            are appended to the text encoder's word-embedding table here.
 
     With a ``pair_classification`` task the token-type table has a third row, the second image's type,
     which starts as a copy of the image row (METER's NLVR2 set-up; ``adapt_init_weights`` extends a
@@ -88,9 +106,12 @@ class METER(nn.Module):
 
     def __init__(self, tasks: Mapping[str, str], vision_encoder: ImageTokenEncoder, text_encoder: nn.Module,
                  fusion: Fusion, heads: Mapping[str, nn.Module], rank_output: bool = False,
-                 mim_probability: float = MIM_PROBABILITY) -> None:
+                 mim_probability: float = MIM_PROBABILITY, decoder: nn.Module | None = None,
+                 extra_tokens: ExtraTokens | None = None) -> None:
         super().__init__()
         width = fusion.hidden_size
+        if (decoder is None) != (extra_tokens is None):
+            raise ValueError("give the decoder and its extra_tokens together (encoder-decoder) or neither")
         self.tasks = dict(tasks)
         self.vision_encoder = vision_encoder
         self.text_encoder = text_encoder
@@ -99,18 +120,26 @@ class METER(nn.Module):
         pairs = "pair_classification" in self.tasks.values()
         self.token_type_embeddings = nn.Embedding(3 if pairs else 2, width)  # the modality embedding (Sec. 4.2)
         self.cross_modal_fusion = fusion
-        self.cross_modal_text_pooler = Pooler(width)
-        self.cross_modal_image_pooler = Pooler(width)
+        # encoder-only: one pooler per stream; encoder-decoder: the decoder (a top part: "cross_modal" in its
+        # name puts it in METER's top learning-rate group, as the fusion) and its tokens' embedding rows
+        self.cross_modal_text_pooler = Pooler(width) if decoder is None else None
+        self.cross_modal_image_pooler = Pooler(width) if decoder is None else None
+        self.cross_modal_decoder = decoder
+        self.extra_tokens = extra_tokens
+        self.pooled_size = 2 * width if decoder is None else width
         for module in (self.cross_modal_text_transform, self.cross_modal_image_transform, self.token_type_embeddings,
                        self.cross_modal_text_pooler, self.cross_modal_image_pooler):
-            module.apply(init_bert_weights)  # METER: objectives.init_weights
+            if module is not None:
+                module.apply(init_bert_weights)  # METER: objectives.init_weights
+        if extra_tokens is not None:
+            append_word_embeddings(text_encoder, extra_tokens.count)
         if pairs:
             with torch.no_grad():
                 self.token_type_embeddings.weight[SECOND_IMAGE_TYPE] = self.token_type_embeddings.weight[IMAGE_TYPE]
         self.heads = nn.ModuleDict(heads)
         # METER's rank_output sits beside the heads, not among them: its name holds no head's name, so its
         # learning rate is the bottom's (REFERENCE_NOTES 1.5 item 2), as here with the '^heads\.' rule.
-        self.rank_output = nn.Linear(2 * width, 1) if rank_output else None
+        self.rank_output = nn.Linear(self.pooled_size, 1) if rank_output else None
         if self.rank_output is not None:
             if "itm_score" not in self.heads:
                 raise ConfigError("the retrieval rank head starts from the ITM head, which this model lacks")
@@ -150,7 +179,8 @@ class METER(nn.Module):
             vision: the vision encoder's output for these rows, computed already (``image`` is then unused).
 
         Returns:
-            ``Features``: text ``[B, T, D]``, image ``[B, N, D]``, cls_feats ``[B, 2D]``.
+            ``Features``: text ``[B, T, D]``, image ``[B, N, D]``, cls_feats ``[B, 2D]`` (with a decoder
+            ``[B, D]``), the two paddings.
         """
         text = self.text_encoder(input_ids, attention_mask)  # EncodedSequence [B, T, D_t]
         if vision is None:
@@ -160,9 +190,43 @@ class METER(nn.Module):
         x = x + self.token_type_embeddings.weight[TEXT_TYPE]
         y = y + self.token_type_embeddings.weight[image_type]
         x, y = self.cross_modal_fusion(x, text.padding_mask, y, vision.padding_mask)
-        first = y.mean(dim=1) if self.vision_encoder.pooling == "mean" else y[:, 0]  # Swin: METER's avgpool
-        cls_feats = torch.cat([self.cross_modal_text_pooler(x[:, 0]), self.cross_modal_image_pooler(first)], dim=-1)
-        return Features(x, y, cls_feats)
+        cls_feats = self.pool(x, text.padding_mask, y, vision.padding_mask)
+        return Features(x, y, cls_feats, text.padding_mask, vision.padding_mask)
+
+    def pool(self, text: Tensor, text_padding: Tensor | None, image: Tensor, image_padding: Tensor | None) -> Tensor:
+        """``cls_feats`` of the fused streams (``[B, T, D]``, ``[B, N, D]``, paddings bool or None): both
+        poolers concatenated ``[B, 2D]`` (encoder-only), or the decoder's state of its class token, fed
+        alone ``[B, D]`` (encoder-decoder, Sec. 3.1)."""
+        if self.cross_modal_decoder is None:
+            first = image.mean(dim=1) if self.vision_encoder.pooling == "mean" else image[:, 0]  # Swin: avgpool
+            return torch.cat([self.cross_modal_text_pooler(text[:, 0]), self.cross_modal_image_pooler(first)], dim=-1)
+        ids = torch.full((text.shape[0], 1), self.extra_tokens.cls, dtype=torch.long, device=text.device)
+        return self.decode(ids, None, text, text_padding, image, image_padding)[:, 0]  # [B, D]
+
+    def decode(self, ids: Tensor, padding: Tensor | None, text: Tensor, text_padding: Tensor | None, image: Tensor,
+               image_padding: Tensor | None) -> Tensor:
+        """The decoder's states ``[B, L, D]`` for its input ids ``[B, L]`` (padding bool ``[B, L]`` or None)
+        over the fused streams, the ids embedded by the text encoder's (extended) word-embedding table."""
+        tokens = word_embeddings(self.text_encoder)(ids)  # [B, L, D]
+        return self.cross_modal_decoder(tokens, padding, image, image_padding, text, text_padding)
+
+    def span_language_modeling(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """The encoder-decoder's text objective (T5-style, Sec. 4.3): the tokens the dataset chose for MLM
+        (``mlm_labels`` != -100), each contiguous span replaced by a sentinel in the encoder's input (with
+        the true image), reconstructed by the teacher-forced decoder (``encoder_decoder.py``).
+
+        Returns:
+            logits ``[B, L, V + S + 1]``, targets ``[B, L]`` (-100 on padding) and the mean cross-entropy
+            over the target tokens.
+        """
+        chosen = batch["mlm_labels"] != IGNORE_INDEX  # [B, T]
+        spans = corrupt_spans(batch["input_ids"], batch["attention_mask"], chosen, self.extra_tokens,
+                              pad_id=padding_id(self.text_encoder))
+        feats = self.infer(spans.input_ids, spans.attention_mask, batch["image"], batch.get("pixel_mask"))
+        ids, padding = shift_right(spans.targets, self.extra_tokens.start)  # [B, L] <start> + targets[:-1]
+        states = self.decode(ids, padding, feats.text, feats.text_padding, feats.image, feats.image_padding)
+        logits, found = self.heads["mlm_score"](states, spans.targets)  # [B, L, V + S + 1], mean CE
+        return logits, spans.targets, found["mlm"]
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Run one dataset's batch; losses are summed by the trainer (METER sums, REFERENCE_NOTES 1.5 item 3).
@@ -174,15 +238,16 @@ class METER(nn.Module):
                 batches ``answer_scores`` ``[B, A]`` (when labelled).
 
         Returns:
-            Pre-training: ``mlm_logits`` ``[B, T, V]``, ``itm_logits`` ``[B, 2]``; VQA: ``logits`` ``[B, A]``;
-            classification: ``logits`` ``[B, C]``; and ``losses`` ``{"<dataset>/mlm", "<dataset>/itm",
-            "<dataset>/soft_bce", "<dataset>/cross_entropy"}``. MLM and ITM are two forward passes, as in
-            METER: masked text with the true image, and the clean text with the matched or mismatched
-            image. A pair (NLVR2: ``image2`` / ``pixel_mask2``) is two passes of the text, one with each
-            image (token types 1 and 2), whose ``cls_feats`` are concatenated (``[B, 4D]``) for the
-            head, as METER's ``compute_nlvr2``. Retrieval pairs (``RetrievalPairs``, evaluation only)
-            give ``pair_score`` ``[B]``, the ITM head's "match" logit, which METER's ``rank_output``
-            starts from and its zero-shot retrieval scores with.
+            Pre-training: ``mlm_logits`` ``[B, T, V]`` (with a decoder ``span_logits`` ``[B, L, V + S + 1]``
+            and ``span_labels`` ``[B, L]``, loss ``<dataset>/span_mlm``), ``itm_logits`` ``[B, 2]``; VQA:
+            ``logits`` ``[B, A]``; classification: ``logits`` ``[B, C]``; and ``losses``
+            ``{"<dataset>/mlm", "<dataset>/itm", "<dataset>/soft_bce", "<dataset>/cross_entropy"}``. MLM
+            and ITM are two forward passes, as in METER: masked text with the true image, and the clean
+            text with the matched or mismatched image. A pair (NLVR2: ``image2`` / ``pixel_mask2``) is two
+            passes of the text, one with each image (token types 1 and 2), whose ``cls_feats`` are
+            concatenated (``[B, 4D]``) for the head, as METER's ``compute_nlvr2``. Retrieval pairs
+            (``RetrievalPairs``, evaluation only) give ``pair_score`` ``[B]``, the ITM head's "match"
+            logit, which METER's ``rank_output`` starts from and its zero-shot retrieval scores with.
         """
         name = batch.get("dataset_name")
         if name not in self.tasks:
@@ -194,7 +259,10 @@ class METER(nn.Module):
         losses: dict[str, Tensor] = {}
         mask = batch.get("attention_mask")
         if task == "pretraining":
-            if "mlm_labels" in batch and "mlm_score" in self.heads:
+            if "mlm_labels" in batch and "mlm_score" in self.heads and self.cross_modal_decoder is not None:
+                spans = self.span_language_modeling(batch)  # T5-style, through the decoder (Sec. 4.3)
+                outputs["span_logits"], outputs["span_labels"], losses["span_mlm"] = spans
+            elif "mlm_labels" in batch and "mlm_score" in self.heads:
                 feats = self.infer(batch["mlm_input_ids"], mask, batch["image"], batch.get("pixel_mask"))
                 outputs["mlm_logits"], found = self.heads["mlm_score"](feats.text, batch["mlm_labels"])
                 losses.update(found)
@@ -220,7 +288,7 @@ class METER(nn.Module):
                     raise KeyError(f"batch of '{name}' has no image2; a pair dataset (NLVR2) collates both images")
                 second = self.infer(batch["input_ids"], mask, batch["image2"], batch.get("pixel_mask2"),
                                     image_type=SECOND_IMAGE_TYPE)
-                pooled = torch.cat([feats.cls_feats, second.cls_feats], dim=-1)  # [B, 4D]
+                pooled = torch.cat([feats.cls_feats, second.cls_feats], dim=-1)  # [B, 4D] (decoder: [B, 2D])
             head = "vqa_classifier" if task == "vqa" else f"{name}_classifier"
             found_outputs, found = self.heads[head](pooled, batch)
             outputs.update(found_outputs)
@@ -249,8 +317,9 @@ class METER(nn.Module):
         return logits, found["mim"]
 
     def pair_score(self, cls_feats: Tensor) -> Tensor:
-        """``[B, 2D]`` -> ``[B]``: the rank head's score when the model has one (fine-tuned retrieval), else
-        the ITM head's "match" logit (METER's zero-shot retrieval; the rank head starts as that row)."""
+        """``[B, 2D]`` (with a decoder ``[B, D]``) -> ``[B]``: the rank head's score when the model has one
+        (fine-tuned retrieval), else the ITM head's "match" logit (METER's zero-shot retrieval; the rank head
+        starts as that row)."""
         if self.rank_output is not None:
             return self.rank_output(cls_feats)[:, 0]
         return self.heads["itm_score"](cls_feats)[0][:, 1]
@@ -314,9 +383,16 @@ def wants_rank_output(dataset_info: Mapping[str, Mapping[str, Any]], rank_output
 
 
 def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str, Any]], width: int,
-                vocab_size: int | None, vqa_head: Any, rank_output: bool = False) -> dict[str, nn.Module]:
-    """The heads the datasets use, named as METER's (REFERENCE_NOTES 1.1)."""
+                vocab_size: int | None, vqa_head: Any, rank_output: bool = False,
+                pooled_size: int | None = None) -> dict[str, nn.Module]:
+    """The heads the datasets use, named as METER's (REFERENCE_NOTES 1.1).
+
+    ``vocab_size`` is the MLM head's output count (the encoder-decoder's: vocabulary, sentinels and end);
+    ``pooled_size`` the width of ``cls_feats`` (None: ``2 * width``, both poolers; the encoder-decoder's
+    class-token state: ``width``). The classifiers' hidden width equals their input's, as METER's.
+    """
     heads: dict[str, nn.Module] = {}
+    pooled = 2 * width if pooled_size is None else pooled_size
     pretraining = [dataset_info[n] for n, t in tasks.items() if t == "pretraining"]
     if any(info.get("mlm") for info in pretraining):
         if vocab_size is None:
@@ -325,34 +401,37 @@ def build_heads(tasks: Mapping[str, str], dataset_info: Mapping[str, Mapping[str
                                          path="model.heads.mlm_score")
         heads["mlm_score"].apply(init_bert_weights)  # METER: objectives.init_weights (decoder bias stays 0)
     if any(info.get("itm") for info in pretraining) or "retrieval" in tasks.values() or rank_output:
-        heads["itm_score"] = HEADS.build({"type": "itm_head", "input_size": 2 * width}, path="model.heads.itm_score")
+        heads["itm_score"] = HEADS.build({"type": "itm_head", "input_size": pooled}, path="model.heads.itm_score")
     answers = {int(dataset_info[n]["num_answers"]) for n, t in tasks.items() if t == "vqa"}
     if len(answers) > 1:
         raise ConfigError(f"VQA datasets with different answer counts {sorted(answers)} would share one head")
     if answers:
         heads["vqa_classifier"] = HEADS.build_part(
-            vqa_head, "vqa_head", num_classes=answers.pop(), input_size=2 * width, loss="soft_bce")
+            vqa_head, "vqa_head", num_classes=answers.pop(), input_size=pooled, loss="soft_bce")
     for name, task in tasks.items():
         if task not in ("classification", "pair_classification"):
             continue
         # METER's snli_classifier on cls_feats [2D]; its nlvr2_classifier on both passes' [4D], hidden 2D
-        size = 4 * width if task == "pair_classification" else 2 * width
+        size = 2 * pooled if task == "pair_classification" else pooled
         heads[f"{name}_classifier"] = HEADS.build({"type": "vl_classifier_head", "input_size": size,
-                                                   "hidden_size": 2 * width,
+                                                   "hidden_size": pooled,
                                                    "num_classes": int(dataset_info[name]["num_classes"]),
                                                    "loss": "cross_entropy"}, path=f"model.heads.{name}_classifier")
     return heads
 
 
 def count_parts(model: METER) -> dict[str, int]:
-    """Parameters of the vision encoder, the text encoder, the fusion block and the heads."""
+    """Parameters of the vision encoder, the text encoder (with a decoder: its appended token rows too), the
+    fusion block (the poolers are absent with a decoder), the decoder and the heads."""
     def count(modules) -> int:
-        return sum(p.numel() for m in modules for p in m.parameters())
+        return sum(p.numel() for m in modules if m is not None for p in m.parameters())
 
     top = [model.cross_modal_text_transform, model.cross_modal_image_transform, model.token_type_embeddings,
            model.cross_modal_fusion, model.cross_modal_text_pooler, model.cross_modal_image_pooler]
     parts = {"vision_encoder": count([model.vision_encoder]), "text_encoder": count([model.text_encoder]),
              "fusion_with_transforms_token_types_poolers": count(top)}
+    if model.cross_modal_decoder is not None:
+        parts["decoder"] = count([model.cross_modal_decoder])
     parts.update({f"heads.{name}": count([head]) for name, head in model.heads.items()})
     if model.rank_output is not None:
         parts["rank_output"] = count([model.rank_output])
@@ -362,8 +441,13 @@ def count_parts(model: METER) -> dict[str, int]:
 
 def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any,
             hidden_size: int, vqa_head: Any = None, rank_output: bool | None = None, mim: Any = None,
-            mim_probability: float = MIM_PROBABILITY) -> METER:
-    """Build the parts from their nodes, sized from the datasets, and join them; log the parameter counts."""
+            mim_probability: float = MIM_PROBABILITY, decoder: Any = None,
+            num_sentinels: int = SENTINELS) -> METER:
+    """Build the parts from their nodes, sized from the datasets, and join them; log the parameter counts.
+
+    With a ``decoder`` node, the encoder-decoder variant (``encoder_decoder.py``): the decoder at the
+    fusion's width, ``num_sentinels`` sentinels, the heads on the class token's state.
+    """
     if not dataset_info:
         raise ConfigError("dataset_info is empty; configure at least one dataset")
     tasks = resolve_tasks(dataset_info)
@@ -371,29 +455,46 @@ def compose(dataset_info: Mapping[str, Mapping[str, Any]], vision_encoder: Any, 
     vision = ENCODERS.build_part(vision_encoder, "vision_encoder")
     if not isinstance(vision, ImageTokenEncoder):
         raise ConfigError(f"{type(vision).__name__} does not hand over image tokens; use clip_vit_encoder, "
-                          "vit_encoder or swin_encoder", key="vision_encoder")
+                          "vit_encoder, swin_encoder, cait_encoder, volo_encoder or beit_encoder", key="vision_encoder")
     text = ENCODERS.build_part(text_encoder, "text_encoder", **({"vocab_size": vocab} if vocab else {}))
     fused = FUSIONS.build_part(fusion, "fusion", hidden_size=hidden_size)
     if vqa_head is None or (isinstance(vqa_head, Mapping) and "type" not in vqa_head):
         vqa_head = {"type": "vl_classifier_head", **(vqa_head or {})}  # METER's VQA classifier
     ranks = wants_rank_output(dataset_info, rank_output)
-    heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab, vqa_head, ranks)
+    decoded, extra = None, None
+    if decoder is not None:
+        decoded = DECODERS.build_part(decoder, "decoder", hidden_size=fused.hidden_size)
+        widths = {"the text encoder's word embeddings": word_embeddings(text).embedding_dim,
+                  "the fusion": fused.hidden_size, "the decoder": decoded.hidden_size}
+        if len(set(widths.values())) > 1:
+            raise ConfigError(f"the decoder embeds its tokens with the text encoder's word embeddings and reads the "
+                              f"fused streams, so the widths must agree; got {widths}: set hidden_size (and the "
+                              "decoder's) to the word embeddings' width, or pick a text encoder that embeds at "
+                              "the fusion's width", key="decoder")
+        if vocab is None:
+            raise ConfigError("the decoder's sentinel and class tokens are numbered after the tokenizer's vocabulary; "
+                              "the datasets report no vocab_size", key="decoder")
+        extra = ExtraTokens(vocab, num_sentinels)
+    heads = build_heads(tasks, dataset_info, fused.hidden_size, vocab if extra is None else extra.num_targets,
+                        vqa_head, ranks, pooled_size=None if extra is None else fused.hidden_size)
     if mim is not None and "pretraining" in tasks.values():
         heads["mim_score"] = HEADS.build_part(mim, "mim", input_size=fused.hidden_size,
                                               vision_size=vision.hidden_size)
         heads["mim_score"].apply(init_bert_weights)
-    model = METER(tasks, vision, text, fused, heads, ranks, mim_probability)
+    model = METER(tasks, vision, text, fused, heads, ranks, mim_probability, decoded, extra)
     logger.info("METER parameters: %s", ", ".join(f"{k} {v:,}" for k, v in count_parts(model).items()))
     return model
 
 
 @MODELS.register(parts={"vision_encoder": VISION, "text_encoder": TEXT, "fusion": FUSION, "mim": MIM,
                         "vqa_head": Part(HEADS, supplied=("num_classes", "input_size", "loss"), deferred=True,
-                                         default_type=True)})
+                                         default_type=True),
+                        "decoder": DECODER})
 def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_encoder: Any, fusion: Any = "co_attention",
           hidden_size: Annotated[int, Range(ge=1)] = 768, vqa_head: Any = None,
           rank_output: bool | None = None, mim: Any = None,
-          mim_probability: Annotated[float, Range(gt=0, lt=1)] = MIM_PROBABILITY) -> METER:
+          mim_probability: Annotated[float, Range(gt=0, lt=1)] = MIM_PROBABILITY, decoder: Any = None,
+          num_sentinels: Annotated[int, Range(ge=1)] = SENTINELS) -> METER:
     """METER composed from encoder and fusion nodes; its heads follow its datasets (Sec. 3.1-3.3).
 
     Datasets of task type ``image_text_pretraining`` get the MLM head (``mlm_head``, untied, on the text
@@ -408,7 +509,7 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
     Args:
         dataset_info: per dataset, its ``task_type`` and ``info()`` (run time).
         vision_encoder: an encoders node handing over image tokens (``clip_vit_encoder``, ``vit_encoder``,
-            ``swin_encoder``).
+            ``swin_encoder``, ``cait_encoder``, ``volo_encoder``, ``beit_encoder``).
         text_encoder: an encoders node (``hf_text_encoder``); the model passes the tokenizer's
             ``vocab_size``.
         fusion: a fusions node (``co_attention``, M=6 per stream; ``merged_attention``, M=12); the model
@@ -422,6 +523,12 @@ def meter(dataset_info: dict[str, dict[str, Any]], vision_encoder: Any, text_enc
             ``mim_code_head`` (discrete codes of an image tokenizer); None: none. Pre-training only: a
             model without a pre-training dataset builds no MIM head.
         mim_probability: the share of patches masked for MIM (METER: 15%).
+        decoder: the encoder-decoder variant (Sec. 4.3, ``encoder_decoder.py``), a decoders node
+            (``dual_cross_attention_decoder``, 3 layers in the paper, with ``fusion`` at 3 layers per stream);
+            the model passes ``hidden_size``. None: encoder-only. With it the heads read the decoder's state
+            of a class token (``[D]``: ITM ``Linear(D, 2)``, the classifiers ``D -> D -> C``) and pre-training
+            reconstructs sentinel-replaced spans through the decoder instead of MLM on the text stream.
+        num_sentinels: with a decoder, the sentinel tokens added to the vocabulary (T5: 100).
     """
     return compose(dataset_info, vision_encoder, text_encoder, fusion, hidden_size, vqa_head, rank_output, mim,
-                   mim_probability)
+                   mim_probability, decoder, num_sentinels)

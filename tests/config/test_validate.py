@@ -141,3 +141,14 @@ def test_an_empty_config_file_is_named_in_the_errors_it_leads_to(tmp_path):
     path.write_text("# every key comes from the command line\n")
     with pytest.raises(ConfigError, match=r"2 config errors in .*empty\.yaml \(with its includes and overrides\)"):
         validate_config(load_config(path), source=str(path))
+
+
+def test_init_resize_takes_regexes_or_rules_with_their_prefix_rows():
+    """checkpoint.init_resize: a regex keeps one prefix row; {pattern, num_prefix_tokens} names them (2: DeiT)."""
+    rules = "checkpoint.init_resize=[pos_embed$, {pattern: dist_pos$, num_prefix_tokens: 2}]"
+    cfg = validate_config(load_config(None, good_overrides() + [rules]))
+    assert cfg["checkpoint"]["init_resize"] == ["pos_embed$", {"pattern": "dist_pos$", "num_prefix_tokens": 2}]
+    found = problems(["checkpoint.init_resize=[{pattern: pos_embed$, num_prefix_tokens: -1}, {pattern: x, prefix: 2}]"])
+    assert found == ["checkpoint.init_resize[0].num_prefix_tokens: -1 must be at least 0",
+                     "checkpoint.init_resize[1].prefix: unknown key; use pattern, num_prefix_tokens",
+                     "checkpoint.init_resize[1].num_prefix_tokens: required; set it"]

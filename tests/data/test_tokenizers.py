@@ -98,3 +98,65 @@ def test_real_uncased_bert_vocabulary():
     # ids of bert-base-uncased's vocabulary
     assert encoded["input_ids"].tolist() == [101, 1996, 2417, 4418, 2003, 2187, 1997, 2048, 14320, 1012, 102]
     assert tok.vocab_size == 30522 and tok.mask_id == 103 and tok.pad_id == 0
+
+
+def bpe_files(tmp_path, special: list[str], merges: list[tuple[str, str]], word_end: str = "") -> dict[str, int]:
+    """A tiny byte-level (or CLIP, with ``</w>`` word ends) BPE vocabulary written as vocab.json + merges.txt."""
+    letters = list("abcdefghijklmnopqrstuvwxyz") + [c + word_end for c in "abcdefghijklmnopqrstuvwxyz"] * bool(word_end)
+    tokens = special + letters + ["Ġ", "?"] + ["".join(m) for m in merges]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    return vocab
+
+
+def test_deberta_tokenizer_from_a_bpe_folder(tmp_path):
+    """DeBERTa v1: RoBERTa's byte-level BPE with BERT's special tokens ([PAD] 0, as deberta-base's config)."""
+    from transformers import DebertaTokenizer
+
+    merges = [("r", "e"), ("re", "d"), ("Ġ", "red"), ("t", "h"), ("th", "e"), ("Ġ", "the")]
+    vocab = bpe_files(tmp_path, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], merges)
+    DebertaTokenizer.from_pretrained(str(tmp_path)).save_pretrained(str(tmp_path / "saved"))
+    for folder in (tmp_path, tmp_path / "saved"):  # the released files, and a save_pretrained folder
+        tok = PROCESSORS.build({"type": "deberta_tokenizer", "path": str(folder), "max_length": 16})
+        encoded = tok.encode("the red?")
+        assert ids_to_tokens(tok, encoded["input_ids"]) == ["[CLS]", "the", "Ġred", "?", "[SEP]"]
+        assert encoded["input_ids"].tolist()[1:3] == [vocab["the"], vocab["Ġred"]]
+        assert (tok.pad_id, tok.cls_id, tok.sep_id, tok.mask_id) == (0, 1, 2, 4)
+
+
+def test_albert_tokenizer_from_a_sentencepiece_folder(tmp_path):
+    """ALBERT's SentencePiece (unigram) vocabulary, lower-cased, "▁" marking a word start."""
+    from transformers import AlbertTokenizer
+
+    pieces = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]", "▁the", "▁red", "▁dog", "s", "▁", "?"]
+    pieces += list("abcdefghijklmnopqrstuvwxyz")
+    AlbertTokenizer(vocab=[(p, -float(i)) for i, p in enumerate(pieces)]).save_pretrained(str(tmp_path))
+    tok = PROCESSORS.build({"type": "albert_tokenizer", "path": str(tmp_path), "max_length": 16})
+    encoded = tok.encode("The red dogs?")
+    assert ids_to_tokens(tok, encoded["input_ids"]) == ["[CLS]", "▁the", "▁red", "▁dog", "s", "?", "[SEP]"]
+    assert encoded["input_ids"].tolist()[1:4] == [5, 6, 7]
+    assert (tok.pad_id, tok.cls_id, tok.sep_id, tok.mask_id, tok.unk_id) == (0, 2, 3, 4, 1)
+
+
+def test_clip_tokenizer_from_a_bpe_folder(tmp_path):
+    """CLIP's BPE: lower-cased words ending in </w>, <|startoftext|> ... <|endoftext|>, no mask token."""
+    merges = [("r", "e"), ("re", "d</w>"), ("t", "h"), ("th", "e</w>"), ("d", "o"), ("do", "g</w>")]
+    vocab = bpe_files(tmp_path, ["<|startoftext|>", "<|endoftext|>"], merges, word_end="</w>")
+    tok = PROCESSORS.build({"type": "clip_tokenizer", "path": str(tmp_path), "max_length": 16})
+    encoded = tok.encode("The red dog")
+    assert ids_to_tokens(tok, encoded["input_ids"]) == ["<|startoftext|>", "the</w>", "red</w>", "dog</w>",
+                                                        "<|endoftext|>"]
+    assert encoded["input_ids"].tolist()[1:4] == [vocab["the</w>"], vocab["red</w>"], vocab["dog</w>"]]
+    assert tok.unk_id not in encoded["input_ids"].tolist()[1:-1]  # CLIP's unknown token is <|endoftext|>
+    assert encoded["token_type_ids"].tolist() == [0] * 5
+    assert (tok.cls_id, tok.sep_id, tok.pad_id, tok.mask_id) == (0, 1, 1, None)
+    assert len(tok.encode(" ".join(["red"] * 40))["input_ids"]) == 16
+
+
+def test_new_tokenizers_say_which_files_they_need(tmp_path):
+    for kind, files in (("albert_tokenizer", "tokenizer.json or spiece.model"),
+                        ("clip_tokenizer", "tokenizer.json or vocab.json + merges.txt"),
+                        ("deberta_tokenizer", "tokenizer.json or vocab.json + merges.txt")):
+        with pytest.raises(ConfigError, match=files.replace("+", r"\+")):
+            PROCESSORS.build({"type": kind, "path": str(tmp_path)})

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from unimm.config.errors import ConfigError
-from unimm.models.encoders.vision_transformers import clip_vit_encoder, swin_encoder, vit_encoder
+from unimm.models.encoders.vision_transformers import (beit_encoder, cait_encoder, clip_vit_encoder, swin_encoder,
+                                                        vit_encoder, volo_encoder)
 from unimm.modules.pos_embed import resize_pos_embed
 
 TINY_CLIP = dict(image_size=32, patch_size=16, hidden_size=32, num_layers=3, num_heads=2)  # 2 blocks kept
@@ -195,3 +196,111 @@ def test_clip_b16_parameter_counts_of_reference_notes(resolution, expected):
     with torch.device("meta"):
         encoder = clip_vit_encoder(image_size=resolution)
     assert sum(p.numel() for p in encoder.parameters()) == expected
+
+
+# Table 4's CaiT, VOLO and BEiT: timm's own registered models at tiny size (hidden 32, 2 blocks, 2 heads) are
+# the source layout; their state dicts (classifier heads included) load into our encoders tensor for tensor.
+TIMM_TINY = {
+    "cait": ("cait_m36_384", dict(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2),
+             dict(image_size=32, patch_size=16, hidden_size=32, num_layers=2, num_heads=2, init_values=1e-6)),
+    "volo": ("volo_d4_448", dict(img_size=32, patch_size=4, stem_hidden_dim=8, layers=(1, 1), embed_dims=(32, 32),
+                                 num_heads=(2, 2)),
+             dict(image_size=32, patch_size=4, stem_hidden_dim=8, layers=[1, 1], embed_dims=[32, 32],
+                  num_heads=[2, 2])),
+    "beit": ("beit_base_patch16_224", dict(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2),
+             dict(image_size=32, patch_size=16, hidden_size=32, num_layers=2, num_heads=2)),
+}
+BUILDERS = {"cait": cait_encoder, "volo": volo_encoder, "beit": beit_encoder}
+
+
+def timm_tiny(name: str):
+    """timm's registered model at tiny size (``volo_d4_448`` fixes its stage sizes, so VOLO's class directly)."""
+    import timm
+    from timm.models.volo import VOLO
+
+    model_name, timm_args, _ = TIMM_TINY[name]
+    if name == "volo":
+        return randomise(VOLO(num_classes=5, **timm_args))  # with timm's token-labelling aux_head
+    return randomise(timm.create_model(model_name, pretrained=False, num_classes=5, **timm_args))
+
+
+@pytest.mark.parametrize("name", ["cait", "volo", "beit"])
+def test_timm_layout_round_trip_for_cait_volo_beit(name, tmp_path):
+    """Every tensor of timm's model loads (heads, VOLO's aux_head too, ignored); the tokens are timm's
+    forward_features, class token first (BEiT: its fc_norm on every token)."""
+    reference = timm_tiny(name)
+    torch.save(reference.state_dict(), tmp_path / f"{name}.pth")
+    ours = BUILDERS[name](**TIMM_TINY[name][2], pretrained_path=str(tmp_path / f"{name}.pth")).eval()
+    state = ours.model.state_dict()
+    kept = {k: v for k, v in reference.state_dict().items() if not k.startswith(("head.", "aux_head."))}
+    assert set(state) == set(kept)
+    for key, value in kept.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+    image = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = ours(image)
+        expected = reference.forward_features(image)
+        if name == "beit":
+            expected = reference.fc_norm(expected)
+    torch.testing.assert_close(out.hidden, expected)
+    grid = {"cait": 4, "volo": 16, "beit": 4}[name]  # patch tokens: 2 x 2; VOLO's at stride 8 (2 x 4-pixel): 4 x 4
+    assert out.hidden.shape == (2, 1 + grid, 32) and ours.num_prefix_tokens == 1 and ours.pooling == "first"
+    if name == "beit":
+        assert not out.pos.any()  # relative position biases only
+    else:  # the class token joins after the positions: a zero row, then the table's rows
+        assert not out.pos[:, 0].any()
+        torch.testing.assert_close(out.pos[0, 1:], reference.pos_embed.detach().reshape(grid, 32))
+
+
+def test_cait_and_volo_tables_at_another_resolution(tmp_path):
+    """CaiT's table has no class row; VOLO's is a [1, h, w, D] grid: both resized bicubically as grids."""
+    for name, bigger, (old, new) in (("cait", 48, (2, 3)), ("volo", 48, (4, 6))):
+        reference = timm_tiny(name)
+        torch.save(reference.state_dict(), tmp_path / f"{name}.pth")
+        ours = BUILDERS[name](**{**TIMM_TINY[name][2], "image_size": bigger},
+                              pretrained_path=str(tmp_path / f"{name}.pth"))
+        table = reference.pos_embed.detach()
+        expected = resize_pos_embed(table.reshape(1, old * old, 32), (new, new), num_prefix_tokens=0)
+        torch.testing.assert_close(ours.model.pos_embed.detach().reshape(1, new * new, 32), expected)
+        assert ours(torch.zeros(1, 3, bigger, bigger)).hidden.shape == (1, 1 + new * new, 32)
+
+
+def test_beit_relative_tables_at_another_resolution_keep_the_cls_rows(tmp_path):
+    """BEiT-B at 224 has a 14 x 14 grid, tables of 27^2 + 3 rows; here 2 x 2 (3^2 + 3) -> 3 x 3 (5^2 + 3)."""
+    reference = timm_tiny("beit")
+    torch.save(reference.state_dict(), tmp_path / "beit.pth")
+    ours = beit_encoder(**{**TIMM_TINY["beit"][2], "image_size": 48}, pretrained_path=str(tmp_path / "beit.pth"))
+    key = "blocks.1.attn.relative_position_bias_table"
+    old, new = reference.state_dict()[key], ours.model.state_dict()[key]
+    assert old.shape == (9 + 3, 2) and new.shape == (25 + 3, 2)
+    torch.testing.assert_close(new[:25], resize_pos_embed(old[:9].unsqueeze(0), (5, 5), num_prefix_tokens=0)[0])
+    torch.testing.assert_close(new[25:], old[9:])  # [CLS] -> token, token -> [CLS], [CLS] -> [CLS]
+    assert ours(torch.zeros(1, 3, 48, 48)).hidden.shape == (1, 1 + 9, 32)
+
+
+def test_masked_image_modeling_needs_one_token_per_patch():
+    volo = volo_encoder(**TIMM_TINY["volo"][2])
+    with pytest.raises(ValueError, match="so does VOLO after its first stage"):
+        volo.masked_forward(torch.zeros(1, 3, 32, 32), torch.zeros(1, 64, dtype=torch.bool), torch.zeros(32))
+    cait = cait_encoder(**TIMM_TINY["cait"][2])
+    encoded, patches = cait.masked_forward(torch.zeros(1, 3, 32, 32), torch.tensor([[True, False, False, True]]),
+                                           torch.zeros(32))
+    assert cait.grid == (2, 2) and patches.shape == (1, 4, 32) and encoded.hidden.shape == (1, 5, 32)
+
+
+@pytest.mark.parametrize(("name", "timm_name", "expected"), [
+    ("cait", "cait_m36_384", 270_452_352),  # timm's 271.2M includes its 769,000-weight head
+    ("volo", "volo_d4_448", 191_875_104),  # timm's 193.4M includes head and aux_head (769,000 each)
+    ("beit", "beit_base_patch16_224", 85_761_984),  # timm's 86.5M includes its 769,000-weight head
+])
+def test_table4_paper_sizes_are_timms_models(name, timm_name, expected):
+    """Our defaults build timm's released architecture: the same weights, shapes and count, on the meta device."""
+    import timm
+
+    with torch.device("meta"):
+        reference = timm.create_model(timm_name, pretrained=False, num_classes=0)
+        ours = BUILDERS[name]()
+    assert {k: v.shape for k, v in ours.model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()}
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters()) == expected
+    assert ours.image_size == {"cait": (384, 384), "volo": (448, 448), "beit": (224, 224)}[name]

@@ -255,3 +255,42 @@ def test_missing_file_or_pointer_target_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoints" / "last").write_text('{"checkpoint": "upd')  # a torn pointer
     with pytest.raises(ConfigError, match="last: not a readable checkpoint pointer"):
         ckpt.load_checkpoint(tmp_path / "checkpoints" / "last")
+
+
+def test_init_resize_with_two_prefix_rows_keeps_both_hand_checked(tmp_path):
+    """A distilled DeiT's table: [CLS] and distillation rows, then the grid. A 1 x 1 grid resized to 2 x 2
+    (bicubic, edges replicated) repeats its one row four times; both prefix rows stay. A plain regex (one
+    prefix row) refuses the 2 + 1 rows with the fix in the message."""
+
+    class WithPositions(nn.Module):
+        def __init__(self, rows: int) -> None:
+            super().__init__()
+            self.pos_embed = nn.Parameter(torch.zeros(1, rows, 2))
+
+    small = WithPositions(2 + 1)
+    small.pos_embed.data = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])  # cls, dist, the 1 x 1 grid
+    path = tmp_path / "w.pt"
+    torch.save(small.state_dict(), path)
+    refused = (r"6 rows, not 1 prefix row\(s\) \+ a square grid; "
+               r"give its prefix rows with \{pattern: \.\.\., num_prefix_tokens: P\}")
+    with pytest.raises(ConfigError, match=refused):
+        ckpt.init_from(WithPositions(2 + 4), path, resize=["pos_embed$"])
+    large = WithPositions(2 + 4)
+    report = ckpt.init_from(large, path, resize=[{"pattern": "pos_embed$", "num_prefix_tokens": 2}])
+    assert report["resized"] == ["pos_embed"]
+    assert large.pos_embed.data.tolist() == [[[1.0, 2.0], [3.0, 4.0]] + [[5.0, 6.0]] * 4]
+    with pytest.raises(ConfigError, match=r"init_resize\[0\]\.num_prefix_tokens: -1"):
+        ckpt.init_from(large, path, resize=[{"pattern": "pos_embed$", "num_prefix_tokens": -1}])
+
+
+def test_distilled_deit_fine_tuned_at_a_new_resolution_from_a_checkpoint(tmp_path):
+    from unimm.models.encoders.vision_transformers import vit_encoder
+    from unimm.modules.pos_embed import resize_pos_embed
+
+    tiny = dict(patch_size=16, hidden_size=32, num_layers=1, num_heads=2, distilled=True)
+    source = vit_encoder(image_size=32, **tiny)
+    torch.save(source.state_dict(), tmp_path / "deit.pt")
+    target = vit_encoder(image_size=48, **tiny)
+    ckpt.init_from(target, tmp_path / "deit.pt", resize=[{"pattern": r"pos_embed$", "num_prefix_tokens": 2}])
+    expected = resize_pos_embed(source.model.pos_embed.detach(), (3, 3), num_prefix_tokens=2)
+    torch.testing.assert_close(target.model.pos_embed.detach(), expected)

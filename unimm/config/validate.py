@@ -65,6 +65,14 @@ class NeededRun(_NeededRunOptions):
     config: str
 
 
+class ResizeRule(typing.TypedDict):
+    """An element of ``checkpoint.init_resize`` beside a plain regex (which keeps one prefix row, [CLS]):
+    the position tables it matches and the rows before their grid (``checkpoint.resize_table``)."""
+
+    pattern: str
+    num_prefix_tokens: Annotated[int, Range(ge=0)]
+
+
 # Keys of fixed sections that refer to other parts of the config, or whose numbers have a range.
 # (The defaults give their types; null stays allowed where the default is null.)
 SECTION_REFS: dict[str, Any] = {
@@ -88,6 +96,7 @@ SECTION_REFS: dict[str, Any] = {
     "checkpoint.every": Annotated[int, Range(ge=0)],
     "checkpoint.keep_last": Annotated[int, Range(ge=1)],
     "checkpoint.needs": list[NeededRun],
+    "checkpoint.init_resize": list[typing.Union[str, ResizeRule]],
 }
 # Sections whose values are free (user-chosen keys); their members are checked elsewhere.
 OPEN_SECTIONS = ("vars", "datasets", "evaluation.metrics", "checkpoint.key_map", "training.batch_sizes")

@@ -1,8 +1,13 @@
 """Text tokenisers loaded from a local Hugging Face tokenizer folder.
 
-Always through ``AutoTokenizer.from_pretrained(folder)``: building ``BertTokenizerFast``
-from a ``vocab_file`` silently maps every word to ``[UNK]`` in transformers 5, so after
-loading we also check that words of the vocabulary map to themselves.
+Always through ``from_pretrained(folder)`` (``AutoTokenizer``'s, or ``CLIPTokenizer``'s for CLIP):
+building ``BertTokenizerFast`` from a ``vocab_file`` silently maps every word to ``[UNK]`` in
+transformers 5, so after loading we also check that words of the vocabulary map to themselves.
+
+One entry per vocabulary METER's text encoders use (Table 3): BERT's WordPiece (BERT, ELECTRA),
+RoBERTa's byte-level BPE, DeBERTa's (RoBERTa's BPE with BERT's special tokens), ALBERT's
+SentencePiece, and CLIP's BPE (lower-cased, ``</w>`` word ends, ``<|startoftext|>`` /
+``<|endoftext|>`` around the text and no mask token, so no MLM with it).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from unimm.registry import PROCESSORS
 # Alternatives of files that make a usable folder, per kind of tokenizer.
 _BERT_FILES = (("tokenizer.json",), ("vocab.txt",))
 _ROBERTA_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+_ALBERT_FILES = (("tokenizer.json",), ("spiece.model",))
 _PROBE_WORDS = 32  # vocabulary words encoded to check that they do not become [UNK]
 
 
@@ -64,7 +70,10 @@ class TextTokenizer:
         return f"TextTokenizer({type(self.hf).__name__}, vocab_size={self.vocab_size}, max_length={self.max_length})"
 
 
-def load_tokenizer(path: str, max_length: int, alternatives: tuple[tuple[str, ...], ...], kind: str) -> TextTokenizer:
+def load_tokenizer(path: str, max_length: int, alternatives: tuple[tuple[str, ...], ...], kind: str,
+                   loader: str = "AutoTokenizer") -> TextTokenizer:
+    """A ``TextTokenizer`` from ``loader.from_pretrained(path)`` (a transformers class name), refused when
+    the folder lacks every alternative set of files or maps its own words to the unknown token."""
     folder = Path(path)
     if not any(all((folder / f).is_file() for f in files) for files in alternatives):
         wanted = " or ".join(" + ".join(files) for files in alternatives)
@@ -72,10 +81,10 @@ def load_tokenizer(path: str, max_length: int, alternatives: tuple[tuple[str, ..
             f"{kind} tokenizer folder {folder} has no {wanted}"
             + ("" if folder.is_dir() else " (the folder does not exist)")
             + f"; give {OFFICIAL_SOURCES['vocab']}")
-    from transformers import AutoTokenizer  # heavy: only when a tokenizer is built
+    import transformers  # heavy: only when a tokenizer is built
 
     try:
-        hf = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        hf = getattr(transformers, loader).from_pretrained(str(folder), local_files_only=True)
     except Exception as err:  # transformers raises many kinds for a broken folder
         raise ConfigError(f"cannot load the {kind} tokenizer in {folder}: {type(err).__name__}: {err}") from err
     check_known_words(hf, folder)
@@ -120,3 +129,43 @@ def roberta_tokenizer(path: str, max_length: int = 512) -> TextTokenizer:
         max_length: longest encoded sequence (special tokens included); longer inputs are truncated.
     """
     return load_tokenizer(path, max_length, _ROBERTA_FILES, "RoBERTa")
+
+
+@PROCESSORS.register()
+def deberta_tokenizer(path: str, max_length: int = 512) -> TextTokenizer:
+    """DeBERTa (v1) byte-level BPE tokeniser from a local folder (``vocab.json`` + ``merges.txt``, e.g.
+    ``microsoft/deberta-base``'s): RoBERTa's vocabulary with BERT's ``[CLS]`` / ``[SEP]`` / ``[PAD]`` (0).
+
+    Args:
+        path: the Hugging Face tokenizer folder.
+        max_length: longest encoded sequence (special tokens included); longer inputs are truncated.
+    """
+    return load_tokenizer(path, max_length, _ROBERTA_FILES, "DeBERTa", loader="DebertaTokenizer")
+
+
+@PROCESSORS.register()
+def albert_tokenizer(path: str, max_length: int = 512) -> TextTokenizer:
+    """ALBERT SentencePiece tokeniser from a local folder (``tokenizer.json``, or ``spiece.model``, e.g.
+    ``albert-xlarge-v2``'s; lower-cased, ``[CLS]`` / ``[SEP]``, ``<pad>`` 0).
+
+    Args:
+        path: the Hugging Face tokenizer folder.
+        max_length: longest encoded sequence (special tokens included); longer inputs are truncated.
+    """
+    return load_tokenizer(path, max_length, _ALBERT_FILES, "ALBERT", loader="AlbertTokenizer")
+
+
+@PROCESSORS.register()
+def clip_tokenizer(path: str, max_length: int = 77) -> TextTokenizer:
+    """CLIP's BPE tokeniser from a local folder (``vocab.json`` + ``merges.txt``, e.g.
+    ``openai/clip-vit-base-patch32``'s), through ``CLIPTokenizer.from_pretrained``.
+
+    The text is wrapped in ``<|startoftext|>`` ... ``<|endoftext|>`` (``cls_id`` / ``sep_id``); the
+    OpenAI folders pad with ``<|endoftext|>``. CLIP has no mask token (``mask_id`` is None).
+
+    Args:
+        path: the Hugging Face tokenizer folder.
+        max_length: longest encoded sequence (special tokens included; CLIP's text tower has 77
+            positions); longer inputs are truncated.
+    """
+    return load_tokenizer(path, max_length, _ROBERTA_FILES, "CLIP", loader="CLIPTokenizer")

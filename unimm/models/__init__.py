@@ -12,7 +12,9 @@ folder              what                                             registered
                                                                      ``hf_text_encoder``
 ``fusion``          image and text sequences -> a joint one          ``co_attention``,
                                                                      ``merged_attention``
-``decoders``        queries over an encoded memory                   ``detr_decoder``
+``decoders``        queries over an encoded memory (DETR / UniT);    ``detr_decoder``,
+                    a token sequence over vision and text streams    ``dual_cross_attention_decoder``
+                    (METER's encoder-decoder variant)
 ``heads``           outputs and losses of one task                   ``detection_head``,
                                                                      ``attribute_head``,
                                                                      ``mlp_classifier_head``,

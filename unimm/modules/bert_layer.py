@@ -8,6 +8,7 @@ parameter-group rules that match names (METER's ``LayerNorm.weight`` no-decay ru
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -17,6 +18,28 @@ def key_mask(padding_mask: Tensor | None) -> Tensor | None:
     if padding_mask is None:
         return None
     return (~padding_mask.bool())[:, None, None, :]
+
+
+def attention_mask(padding_mask: Tensor | None, queries: int, keys: int, causal: bool,
+                   device: torch.device) -> Tensor | None:
+    """The boolean mask ``scaled_dot_product_attention`` takes (True where attended), or None for none.
+
+    Args:
+        padding_mask: bool ``[B, S]``, True on keys never attended; None: none.
+        queries: ``T``; keys: ``S``.
+        causal: query ``t`` attends to keys ``0..t`` only (a decoder's self-attention, ``T == S``).
+        device: where the causal mask is made.
+
+    Returns:
+        ``[B, 1, 1, S]`` (padding only), ``[T, S]`` (causal only), ``[B, 1, T, S]`` (both) or None.
+    """
+    mask = key_mask(padding_mask)
+    if not causal:
+        return mask
+    if queries != keys:
+        raise ValueError(f"causal attention needs as many queries as keys, got {queries} and {keys}")
+    order = torch.ones(queries, keys, dtype=torch.bool, device=device).tril()  # [T, S]
+    return order if mask is None else mask & order
 
 
 class MultiHeadAttention(nn.Module):
@@ -38,13 +61,15 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(hidden_size, hidden_size)
         self.value = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, queries: Tensor, keys: Tensor, key_padding: Tensor | None = None) -> Tensor:
+    def forward(self, queries: Tensor, keys: Tensor, key_padding: Tensor | None = None,
+                causal: bool = False) -> Tensor:
         """``queries`` ``[B, T, D]`` attend over ``keys`` ``[B, S, D]`` (also the values).
 
         Args:
             queries: ``[B, T, D]``.
             keys: ``[B, S, D]``.
             key_padding: bool ``[B, S]``, True on keys never attended (padding); None: none.
+            causal: query ``t`` sees keys ``0..t`` only (a decoder's self-attention; ``T == S``).
 
         Returns:
             ``[B, T, D]``, the heads' outputs concatenated (before BERT's output projection).
@@ -56,7 +81,8 @@ class MultiHeadAttention(nn.Module):
             return x.view(batch, -1, heads, head_size).transpose(1, 2)
 
         q, k, v = split(self.query(queries)), split(self.key(keys)), split(self.value(keys))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask(key_padding),
+        mask = attention_mask(key_padding, length, keys.shape[1], causal, queries.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                              dropout_p=self.dropout if self.training else 0.0)  # [B, nh, T, hs]
         return out.transpose(1, 2).reshape(batch, length, width)  # [B, T, D]
 
@@ -83,12 +109,14 @@ class AttentionBlock(nn.Module):
         self.self = MultiHeadAttention(hidden_size, num_heads, dropout)  # BERT's (and METER's) name
         self.output = ResidualNorm(hidden_size, hidden_size, dropout, layer_norm_eps)
 
-    def forward(self, x: Tensor, context: Tensor, context_padding: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, context_padding: Tensor | None = None,
+                causal: bool = False) -> Tensor:
         """``x`` ``[B, T, D]`` attends over ``context`` ``[B, S, D]`` (``x`` itself in self-attention) -> ``[B, T, D]``.
 
-        ``context_padding`` is bool ``[B, S]``, True on keys never attended.
+        ``context_padding`` is bool ``[B, S]``, True on keys never attended; ``causal`` limits position
+        ``t`` to the context's first ``t + 1`` positions (a decoder's self-attention).
         """
-        return self.output(self.self(x, context, context_padding), x)
+        return self.output(self.self(x, context, context_padding, causal), x)
 
 
 class Intermediate(nn.Module):

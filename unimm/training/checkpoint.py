@@ -425,7 +425,7 @@ def rename_keys(weights: Mapping[str, torch.Tensor], key_map: Mapping[str, str] 
 
 
 def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str] | None = None,
-              include: list[str] | None = None, resize: list[str] | None = None,
+              include: list[str] | None = None, resize: list[str | Mapping[str, Any]] | None = None,
               trust_unverified: bool = False) -> dict:
     """Load weights only (no optimizer, no counters); every model weight must be accounted for.
 
@@ -447,10 +447,12 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
         include: regexes searched in the (renamed) keys; only matching model weights are loaded,
             the others are excluded (None or empty: all). E.g. UniT's COCO init loads
             ``^image_encoder[.]`` and the detection heads only (Sec. 4.1).
-        resize: regexes of position tables (``[1, P + h*w, D]`` or ``[P + h*w, D]`` with one [CLS]
-            row) that are resized to the model's grid when their shapes differ
-            (``unimm.modules.pos_embed.resize_pos_embed``: bicubic, no antialiasing, as METER / MAE /
-            ViT resize them for a higher resolution).
+        resize: rules for position tables (``[1, P + h*w, D]`` or ``[P + h*w, D]``: ``P`` prefix rows,
+            then a square grid) that are resized to the model's grid when their shapes differ
+            (``unimm.modules.pos_embed.resize_pos_embed``: bicubic, no antialiasing, the prefix rows
+            kept, as METER / MAE / ViT resize them for a higher resolution). A rule is a regex (one
+            prefix row, [CLS]) or ``{"pattern": regex, "num_prefix_tokens": P}`` (e.g. 2 for DeiT's
+            [CLS] and distillation token, 0 for a table without prefix rows).
         trust_unverified: load an unimm checkpoint folder that has no manifest.
 
     Returns:
@@ -469,13 +471,14 @@ def init_from(model: nn.Module, path: str | os.PathLike, key_map: dict[str, str]
     if isinstance(target, AdaptsInitWeights):
         weights = target.adapt_init_weights(weights)
     included = compile_patterns(include, "checkpoint.init_include")
-    resizable = compile_patterns(resize, "checkpoint.init_resize")
+    rules = resize_rules(resize)
+    resizable = [pattern for pattern, _ in rules]
     own = target.state_dict()
     wanted = {k for k in own if not included or any(p.search(k) for p in included)}
     chosen = {k: v for k, v in weights.items() if not included or any(p.search(k) for p in included)}
     loaded = {k: v for k, v in chosen.items() if k in wanted and v.shape == own[k].shape}
-    resized = {k: resize_table(k, v, own[k]) for k, v in chosen.items()
-               if k in wanted and v.shape != own[k].shape and any(p.search(k) for p in resizable)}
+    resized = {k: resize_table(k, v, own[k], prefix_rows(k, rules)) for k, v in chosen.items()
+               if k in wanted and v.shape != own[k].shape and prefix_rows(k, rules) is not None}
     report = {
         "source": str(source),
         "loaded": sorted(loaded),
@@ -511,22 +514,55 @@ def compile_patterns(patterns: list[str] | None, key: str) -> list[re.Pattern[st
         raise ConfigError(f"{key}: {err}; give regexes over parameter names") from None
 
 
-def resize_table(key: str, table: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A checkpoint's position table resized to the model's grid (one [CLS] row kept), or an error."""
+def resize_rules(resize: list[str | Mapping[str, Any]] | None) -> list[tuple[re.Pattern[str], int]]:
+    """``checkpoint.init_resize`` as (regex, prefix rows): a string keeps one prefix row ([CLS])."""
+    rules, problems = [], []
+    for i, rule in enumerate(resize or []):
+        where = f"checkpoint.init_resize[{i}]"
+        if isinstance(rule, str):
+            pattern, prefix = rule, 1
+        elif isinstance(rule, Mapping) and set(rule) == {"pattern", "num_prefix_tokens"}:
+            pattern, prefix = rule["pattern"], rule["num_prefix_tokens"]
+        else:
+            problems.append(f"{where}: {rule!r} is neither a regex nor {{pattern: <regex>, num_prefix_tokens: <int>}}")
+            continue
+        if not isinstance(prefix, int) or isinstance(prefix, bool) or prefix < 0:
+            problems.append(f"{where}.num_prefix_tokens: {prefix!r} is not a count of rows (an int >= 0)")
+            continue
+        try:
+            rules.append((re.compile(pattern), prefix))
+        except (re.error, TypeError) as err:
+            problems.append(f"{where}: {pattern!r} is not a valid regex ({err}); give regexes over parameter names")
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def prefix_rows(key: str, rules: list[tuple[re.Pattern[str], int]]) -> int | None:
+    """The prefix rows of the first rule whose regex is found in ``key``; None when no rule matches."""
+    return next((prefix for pattern, prefix in rules if pattern.search(key)), None)
+
+
+def resize_table(key: str, table: torch.Tensor, like: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+    """A checkpoint's position table resized to the model's grid (its ``num_prefix_tokens`` rows kept), or an
+    error."""
     from unimm.modules.pos_embed import resize_pos_embed
 
     def grid(rows: int) -> tuple[int, int]:
-        side = math.isqrt(rows - 1)
-        if side * side != rows - 1:
-            raise ConfigError(f"checkpoint.init_resize: {key} has {rows} rows, not 1 + a square grid; exclude it "
-                              "with checkpoint.init_include or resize it in code")
+        side = math.isqrt(max(rows - num_prefix_tokens, 0))
+        if side * side != rows - num_prefix_tokens:
+            raise ConfigError(f"checkpoint.init_resize: {key} has {rows} rows, not {num_prefix_tokens} prefix "
+                              f"row(s) + a square grid; give its prefix rows with {{pattern: ..., "
+                              "num_prefix_tokens: P} (2 for a distilled DeiT's [CLS] and distillation token), "
+                              "exclude it with checkpoint.init_include, or resize it in code")
         return side, side
 
     if table.dim() != like.dim() or table.shape[-1] != like.shape[-1] or table.dim() not in (2, 3):
         raise ConfigError(f"checkpoint.init_resize: {key} is {tuple(table.shape)} in the checkpoint and "
                           f"{tuple(like.shape)} in the model; only the number of grid rows can change")
     rows, want = table.shape[-2], like.shape[-2]
-    return resize_pos_embed(table, grid(want), num_prefix_tokens=1, old_grid=grid(rows)).to(like.dtype)
+    return resize_pos_embed(table, grid(want), num_prefix_tokens=num_prefix_tokens,
+                            old_grid=grid(rows)).to(like.dtype)
 
 
 def unaccounted(report: Mapping[str, Any]) -> list[str]:

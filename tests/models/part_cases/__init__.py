@@ -4,10 +4,10 @@ A module defines ``CASES: dict[(kind, name), Case]``; list it here to enrol its 
 """
 from __future__ import annotations
 
-from tests.models.part_cases import core, distill, meter, momo, shared, vit_bert
+from tests.models.part_cases import core, distill, meter, meter_encoder_decoder, momo, shared, vit_bert
 from tests.models.part_cases.common import Case
 
-MODULES = (core, distill, meter, momo, shared, vit_bert)
+MODULES = (core, distill, meter, meter_encoder_decoder, momo, shared, vit_bert)
 CASES: dict[tuple[str, str], Case] = {}
 for _module in MODULES:
     overlap = set(CASES) & set(_module.CASES)

@@ -96,6 +96,18 @@ CASES: dict[tuple[str, str], Case] = {
         lambda: build("encoders", {"type": "swin_encoder", "image_size": 32, "patch_size": 4, "window_size": 2,
                                    "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2]}),
         vision_losses),
+    ("encoders", "cait_encoder"): Case(
+        lambda: build("encoders", {"type": "cait_encoder", "image_size": 32, "patch_size": 16, "hidden_size": 32,
+                                   "num_layers": 2, "num_heads": 2}),
+        vision_losses),
+    ("encoders", "volo_encoder"): Case(
+        lambda: build("encoders", {"type": "volo_encoder", "image_size": 32, "patch_size": 4, "stem_hidden_dim": 8,
+                                   "layers": [1, 1], "embed_dims": [32, 32], "num_heads": [2, 2]}),
+        vision_losses),
+    ("encoders", "beit_encoder"): Case(
+        lambda: build("encoders", {"type": "beit_encoder", "image_size": 32, "patch_size": 16, "hidden_size": 32,
+                                   "num_layers": 2, "num_heads": 2}),
+        vision_losses),
     ("encoders", "hf_text_encoder"): Case(lambda: build("encoders", {**TINY_TEXT, "vocab_size": VOCAB}), text_losses),
     ("fusions", "co_attention"): Case(lambda: build("fusions", {**TINY_FUSION, "hidden_size": 32}), fusion_losses),
     ("fusions", "merged_attention"): Case(

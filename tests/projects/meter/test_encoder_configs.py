@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parents[3]
 ENCODERS = REPO / "projects" / "meter" / "encoders"
 WITHOUT_VLP = ("vqa2.yaml", "snli_ve.yaml", "retrieval_flickr30k.yaml")  # Tables 3 and 4
 WITH_VLP = ("pretrain.yaml", "vqa2_after_pretraining.yaml", "retrieval_zero_shot.yaml")  # Table 5
-VISION = ("clip_b32", "clip_b16", "vit_b384_16", "deit_b384_16", "deit_distilled_b384_16", "swin_b384_32")
-TEXT = ("bert", "roberta", "emb_only")
+VISION = ("clip_b32", "clip_b16", "vit_b384_16", "deit_b384_16", "deit_distilled_b384_16", "swin_b384_32",
+          "cait_m384_32", "volo_d4_448_32", "beit_b224_16")
+TEXT = ("bert", "roberta", "emb_only", "electra", "deberta", "albert", "clip_text")
 # Table 3: the text encoder under CLIP-B/32; Table 4: the vision encoder under RoBERTa
 TABLE_ROWS = [("clip_b32", text) for text in TEXT] + [(vision, "roberta") for vision in VISION if vision != "clip_b32"]
 # Table 5's pairs (Sec. 4.1.2)
@@ -126,14 +127,29 @@ def test_each_choice_builds_the_kind_its_table_names():
     assert seen["clip_b32"][0] is VisionTransformer and seen["vit_b384_16"][:3] == (VisionTransformer, "first", 1)
     assert seen["deit_distilled_b384_16"][:3] == (VisionTransformerDistilled, "first", 2)
     assert seen["swin_b384_32"] == (SwinTransformer, "mean", 0, 64)
+    from timm.models.beit import Beit
+    from timm.models.cait import Cait
+    from timm.models.volo import VOLO
+
+    assert seen["cait_m384_32"] == (Cait, "first", 1, 64) and seen["volo_d4_448_32"] == (VOLO, "first", 1, 64)
+    assert seen["beit_b224_16"] == (Beit, "first", 1, 64)
+    tokens = {v: build(prepared("vqa2.yaml", v, "bert", "shapes")).vision_encoder(torch.zeros(1, 3, 64, 64)).hidden
+              for v in ("cait_m384_32", "volo_d4_448_32", "beit_b224_16")}
+    assert {v: t.shape[1] for v, t in tokens.items()} == {v: 1 + 8 * 8 for v in tokens}  # class token + 8 x 8
     grids = {v: build(prepared("vqa2.yaml", v, "bert", "shapes")).vision_encoder.grid for v in ("clip_b32", "clip_b16")}
     assert grids == {"clip_b32": (4, 4), "clip_b16": (8, 8)}  # /32 against /16: half the grid
     assert (seen["bert"], seen["roberta"], seen["emb_only"]) == (("bert", False), ("roberta", False), ("bert", True))
+    assert {t: seen[t] for t in ("electra", "deberta", "albert", "clip_text")} == {
+        t: (t, False) for t in ("electra", "deberta", "albert", "clip_text")}
     paper = {v: prepared("vqa2.yaml", v, "roberta")["model"]["vision_encoder"] for v in VISION}
-    assert {v: (n["type"], n["patch_size"], n["image_size"]) for v, n in paper.items()} == {
+    assert {v: (n["type"], n.get("patch_size"), n["image_size"]) for v, n in paper.items()} == {
         "clip_b32": ("clip_vit_encoder", 32, 224), "clip_b16": ("clip_vit_encoder", 16, 224),
         "vit_b384_16": ("vit_encoder", 16, 384), "deit_b384_16": ("vit_encoder", 16, 384),
-        "deit_distilled_b384_16": ("vit_encoder", 16, 384), "swin_b384_32": ("swin_encoder", 4, 384)}
+        "deit_distilled_b384_16": ("vit_encoder", 16, 384), "swin_b384_32": ("swin_encoder", 4, 384),
+        # Table 4's resolutions; the sizes are the builders' defaults, timm's cait_m36_384 / volo_d4_448 /
+        # beit_base_patch16_224 (tests/models/test_vision_transformers.py compares them with timm's)
+        "cait_m384_32": ("cait_encoder", None, 384), "volo_d4_448_32": ("volo_encoder", None, 448),
+        "beit_b224_16": ("beit_encoder", None, 224)}
     assert paper["swin_b384_32"]["window_size"] == 12 and paper["deit_distilled_b384_16"]["distilled"] is True
     assert paper["deit_b384_16"]["pretrained_path"] != paper["vit_b384_16"]["pretrained_path"]
 
@@ -170,6 +186,33 @@ def test_no_decay_follows_each_encoders_names():
     assert "cross_modal_fusion.text_layers.0.output.LayerNorm.weight" in free
     free, _ = decay_free("deit_distilled_b384_16")
     assert {"vision_encoder.model.blocks.0.norm1.weight", "vision_encoder.model.norm.weight"} <= free
+
+
+def test_no_decay_for_cait_volo_beit_and_the_table3_text_encoders():
+    """Table 4's timm models under METER's rule read on timm's names (norms caught, LayerScale and VOLO's stem
+    BatchNorm not; BEiT's fc_norm caught as "norm.weight" is); Table 3's text LayerNorms caught, ALBERT's FFN
+    norm too (its name holds "norm.weight"), CLIP's text LayerNorms decay (METER's clip_model names them ln_*)."""
+    free, decayed = decay_free("cait_m384_32", "albert")
+    assert {"vision_encoder.model.blocks.0.norm1.weight", "vision_encoder.model.blocks_token_only.0.norm2.weight",
+            "vision_encoder.model.norm.weight"} <= free
+    assert {"vision_encoder.model.blocks.0.gamma_1", "vision_encoder.model.cls_token"} <= decayed
+    assert {"text_encoder.model.embeddings.LayerNorm.weight",
+            "text_encoder.model.encoder.albert_layer_groups.0.albert_layers.0.full_layer_layer_norm.weight",
+            "text_encoder.model.encoder.albert_layer_groups.0.albert_layers.0.attention.LayerNorm.weight"} <= free
+    free, decayed = decay_free("volo_d4_448_32", "clip_text")
+    assert {"vision_encoder.model.network.0.0.norm1.weight", "vision_encoder.model.post_network.1.norm2.weight",
+            "vision_encoder.model.norm.weight"} <= free
+    assert "vision_encoder.model.patch_embed.conv.1.weight" in decayed  # the stem's BatchNorm
+    assert {"text_encoder.model.encoder.layers.0.layer_norm1.weight",
+            "text_encoder.model.final_layer_norm.weight"} <= decayed
+    free, decayed = decay_free("beit_b224_16", "deberta")
+    assert {"vision_encoder.model.fc_norm.weight", "vision_encoder.model.blocks.1.norm2.weight",
+            "vision_encoder.model.blocks.0.attn.q_bias",
+            "vision_encoder.model.blocks.0.attn.relative_position_bias_table",
+            "text_encoder.model.encoder.layer.0.attention.output.LayerNorm.weight"} <= free
+    assert {"vision_encoder.model.blocks.0.gamma_1", "text_encoder.model.encoder.rel_embeddings.weight"} <= decayed
+    free, _ = decay_free("swin_b384_32", "electra")
+    assert "text_encoder.model.encoder.layer.1.output.LayerNorm.weight" in free
 
 
 # Swin-B-384 (window 12) from its architecture: a block of width C and h heads holds 12 C^2 + 13 C weights
@@ -239,3 +282,34 @@ def test_a_shapes_row_runs_end_to_end_at_tiny_size(tiny_benchmark: Path, tmp_pat
     assert table["training.param_groups[1]/no_decay"][1:3] == ["0.001", "0"]  # cross-modal x10, no decay
     assert table["default"][1:3] == ["0.0001", "0.01"] and table["default/no_decay"][1:3] == ["0.0001", "0"]
     assert "vision_encoder.model.patch_embed.norm.weight," in table["default/no_decay"]  # Swin's norms: no decay
+
+
+# Without classifiers, timm's cait_m36_384, volo_d4_448 and beit_base_patch16_224 (their counts are checked against
+# timm's models in tests/models/test_vision_transformers.py); Table 3's text encoders without pooler, from their
+# released configs (counted by hand in tests/models/test_hf_text_encoder.py).
+TABLE4_VISION = {"cait_m384_32": 270_452_352, "volo_d4_448_32": 191_875_104, "beit_b224_16": 85_761_984}
+TABLE3_TEXT = {"electra": (108_891_648, 768), "deberta": (138_601_728, 768), "albert": (54_528_512, 2048),
+               "clip_text": (63_165_952, 512)}
+
+
+def test_paper_size_table3_and_table4_rows_on_the_meta_device():
+    """Table 4's CaiT / VOLO / BEiT rows with RoBERTa-base and Table 3's text rows with CLIP-B/32, built from
+    their configs without their files: each encoder's count, and the top sized by the encoders' widths."""
+    from projects.meter.model import count_parts
+
+    for vision, expected in TABLE4_VISION.items():
+        cfg = prepared("vqa2.yaml", vision, "roberta", None, f"vars.vision_encoders.{vision}.pretrained_path=null",
+                       "vars.text_encoders.roberta.pretrained_path=null", "vars.text_encoders.roberta.kind=roberta")
+        with torch.device("meta"):
+            counts = count_parts(build(cfg, vocab=50265))
+        assert counts["vision_encoder"] == expected and counts["text_encoder"] == ROBERTA_BASE
+        assert counts["fusion_with_transforms_token_types_poolers"] == top(768)
+    for text, (expected, width) in TABLE3_TEXT.items():
+        vocab = {"electra": 30522, "deberta": 50265, "albert": 30000, "clip_text": 49408}[text]
+        cfg = prepared("vqa2.yaml", "clip_b32", text, None, "vars.vision_encoders.clip_b32.pretrained_path=null",
+                       f"vars.text_encoders.{text}.pretrained_path=null", f"vars.text_encoders.{text}.kind={text}")
+        with torch.device("meta"):
+            counts = count_parts(build(cfg, vocab=vocab))
+        assert counts["text_encoder"] == expected
+        # the text projection takes the text encoder's width (ALBERT-xlarge 2048, CLIP's text tower 512)
+        assert counts["fusion_with_transforms_token_types_poolers"] == top(768) + (width - 768) * 768

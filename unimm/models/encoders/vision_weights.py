@@ -15,8 +15,8 @@ format          checkpoint key                                               enc
 ``openai_clip`` ``visual.proj``; the text tower (keys outside ``visual.``);   ignored (METER uses neither)
                 the last block when it is dropped
 ``timm``        timm's own names                                             the same
-``timm``        ``head.*``, ``head_dist.*``; Swin's ``relative_position_index``  ignored (classifiers; buffers
-                and ``attn_mask``                                            the model computes itself)
+``timm``        ``head.*``, ``head_dist.*``, VOLO's ``aux_head.*``;          ignored (classifiers; buffers
+                ``relative_position_index`` and ``attn_mask`` (Swin, BEiT)   the model computes itself)
 =============== ============================================================ ===============================
 
 CLIP's ``in_proj_weight`` stacks the query, key and value projections ``[3D, D]`` in the order timm's
@@ -24,7 +24,21 @@ CLIP's ``in_proj_weight`` stacks the query, key and value projections ``[3D, D]`
 shape, except position tables, which are resized to the encoder's grid when the resolution differs:
 absolute ``pos_embed`` rows with ``resize_pos_embed`` (bicubic, prefix rows kept, no antialiasing, as
 METER's ``adapt_position_encoding``), Swin's ``relative_position_bias_table`` ``[(2w-1)^2, heads]`` the
-same way as a ``(2w-1) x (2w-1)`` grid. Anything else that does not fit is an error naming the keys.
+same way as a ``(2w-1) x (2w-1)`` grid. The other timm layouts, each resized the same way:
+
+* CaiT's ``pos_embed`` ``[1, N, D]`` covers the patches only (its class token joins after the
+  positions): no prefix row (``num_prefix_tokens=0``).
+* VOLO's ``pos_embed`` ``[1, h, w, D]`` is a grid over its stride-16 tokens: resized as the
+  ``h x w`` grid it is and kept in that layout.
+* BEiT has no absolute table. Each block's ``relative_position_bias_table`` is
+  ``[(2g-1)^2 + 3, heads]``: a ``(2g-1) x (2g-1)`` grid of biases over the ``g x g`` patch grid, then 3
+  rows for the [CLS] ([CLS] to a token, a token to [CLS], [CLS] to itself). At another resolution the
+  grid rows are resized as Swin's and the 3 [CLS] rows kept (``relative_extra_rows=3``); the model
+  computes the index into the table for its own grid. (BEiT's own code interpolates these tables
+  with scipy over a geometric progression of offsets, so fine-tuning numbers from its recipe at a new
+  resolution would differ slightly; we keep METER's one rule for every table.)
+
+Anything else that does not fit is an error naming the keys.
 """
 from __future__ import annotations
 
@@ -35,6 +49,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from unimm.config.errors import ConfigError
@@ -60,7 +75,7 @@ CLIP_RULES: list[tuple[str, str]] = [
 ]
 CLIP_RESHAPE = {"cls_token": lambda t: t.reshape(1, 1, -1), "pos_embed": lambda t: t.unsqueeze(0)}
 CLIP_METADATA = ("input_resolution", "context_length", "vocab_size")  # ints saved in OpenAI's archives
-TIMM_IGNORED = (re.compile(r"^head(_dist)?\."), re.compile(r"\.(relative_position_index|attn_mask)$"))
+TIMM_IGNORED = (re.compile(r"^(aux_)?head(_dist)?\."), re.compile(r"(^|\.)(relative_position_index|attn_mask)$"))
 
 
 def read_weights(path: str | Path) -> dict[str, Tensor]:
@@ -125,37 +140,47 @@ def map_timm(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, 
     mapped, ignored = {}, {}
     for key, value in state.items():
         if any(p.search(key) for p in TIMM_IGNORED):
-            ignored[key] = "classifier head" if key.startswith("head") else "buffer the model computes"
+            ignored[key] = "classifier head" if "head" in key.split(".")[0] else "buffer the model computes"
         else:
             mapped[key] = value
     return mapped, ignored
 
 
-def resize_to(key: str, table: Tensor, like: Tensor, num_prefix_tokens: int) -> Tensor | None:
+def resize_to(key: str, table: Tensor, like: Tensor, num_prefix_tokens: int,
+              relative_extra_rows: int = 0) -> Tensor | None:
     """A position table resized to ``like``'s grid, or None when ``key`` is not a position table.
 
     ``pos_embed`` ``[1, P + h*w, D]``: the grid rows, square in the checkpoint and in the encoder.
-    ``relative_position_bias_table`` ``[(2w-1)^2, heads]``: a square grid of biases per head.
+    ``pos_embed`` ``[1, h, w, D]`` (VOLO): the grid itself.
+    ``relative_position_bias_table`` ``[(2w-1)^2 + E, heads]``: a square grid of biases per head, then
+    ``E = relative_extra_rows`` rows kept as they are (BEiT's 3 [CLS] rows; Swin has none).
     """
     if key == "pos_embed" and table.dim() == 3 and like.dim() == 3 and table.shape[-1] == like.shape[-1]:
         new_side = math.isqrt(like.shape[1] - num_prefix_tokens)
         return resize_pos_embed(table, (new_side, new_side), num_prefix_tokens)
+    if key == "pos_embed" and table.dim() == 4 and like.dim() == 4 and table.shape[-1] == like.shape[-1]:
+        rows = resize_pos_embed(table.flatten(1, 2), tuple(like.shape[1:3]), 0, old_grid=tuple(table.shape[1:3]))
+        return rows.reshape(like.shape)  # [1, h', w', D]
     if key.endswith("relative_position_bias_table") and table.dim() == 2 and table.shape[1] == like.shape[1]:
-        new_side = math.isqrt(like.shape[0])
-        return resize_pos_embed(table.unsqueeze(0), (new_side, new_side), 0)[0]
+        extra = relative_extra_rows
+        new_side = math.isqrt(like.shape[0] - extra)
+        grid = resize_pos_embed(table[: table.shape[0] - extra].unsqueeze(0), (new_side, new_side), 0)[0]
+        return torch.cat([grid, table[table.shape[0] - extra:]])  # [(2w'-1)^2 + E, heads]
     return None
 
 
 def load_vision_weights(model: nn.Module, path: str | Path, fmt: str, *, num_prefix_tokens: int,
-                        kept_blocks: int = 0, dropped_blocks: int = 0) -> dict[str, list[str]]:
+                        kept_blocks: int = 0, dropped_blocks: int = 0,
+                        relative_extra_rows: int = 0) -> dict[str, list[str]]:
     """Fill every weight of a timm vision transformer from ``path`` (see the module table).
 
     Args:
         model: the timm model (``VisionTokens.model``).
         path: the local checkpoint file.
         fmt: ``openai_clip`` or ``timm``.
-        num_prefix_tokens: rows before the patch rows in ``pos_embed``.
+        num_prefix_tokens: rows before the patch rows in ``pos_embed`` (0 for CaiT and VOLO).
         kept_blocks, dropped_blocks: see ``map_openai_clip`` (CLIP only).
+        relative_extra_rows: rows after the grid in each ``relative_position_bias_table`` (BEiT: 3).
 
     Returns:
         ``{"loaded": [...], "resized": [...], "ignored": [...]}`` (encoder keys; ignored checkpoint keys).
@@ -179,7 +204,7 @@ def load_vision_weights(model: nn.Module, path: str | Path, fmt: str, *, num_pre
         if value.shape == own[key].shape:
             final[key] = value
             continue
-        table = resize_to(key, value, own[key], num_prefix_tokens)
+        table = resize_to(key, value, own[key], num_prefix_tokens, relative_extra_rows)
         if table is not None and table.shape == own[key].shape:
             final[key] = table.to(own[key].dtype)
             resized.append(key)
