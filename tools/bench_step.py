@@ -3,11 +3,12 @@
     python tools/bench_step.py config=projects/unit/all8.yaml variant=shapes [key=value ...]
     python tools/bench_step.py config=... --updates 60 --warmup 10 --threads 1
 
-Builds the run's datasets, model, optimizer, sampler and hooks as the trainer does, then times
-``--updates`` updates (after ``--warmup``), one batch of the drawn dataset each whatever the step
-strategy (an ``accumulate`` update of the run costs the sum over its datasets), split into: data
-(the next batch), forward (of which the Hungarian matcher and the set criterion, timed by module
-hooks), backward, hooks (optimizer hooks' ``before_step``; with ``skip_zero_grad`` last and clipping on,
+Builds the run's datasets, model, optimizer, sampler, step strategy and hooks as the trainer does,
+then times ``--updates`` updates (after ``--warmup``), each made by the run's step strategy (one
+drawn dataset for ``sampled``, a batch of every dataset for ``accumulate`` and ``masked_combine``),
+split into: data (the next batches), forward (of which the Hungarian matcher and the set criterion,
+timed by module hooks), backward (the rest of the strategy's work: backward passes and, for
+``masked_combine``, combining the per-group gradients), hooks (optimizer hooks' ``before_step``; with ``skip_zero_grad`` last and clipping on,
 the one pass that does both, as the trainer; ``--two-passes`` times them apart), clipping and the optimizer step. The FLOPs of one forward + backward per dataset
 are counted with ``torch.utils.flop_counter`` and weighted by the sampler's draws, giving GFLOP/s
 and the fraction of an fp32 matmul peak measured in the same process. Nothing is written.
@@ -96,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from unimm.losses.set_criterion import SetCriterion
     from unimm.modules.matcher import HungarianMatcher
-    from unimm.registry import MODELS, OPTIMIZER_HOOKS, TASK_SAMPLERS
+    from unimm.registry import MODELS, OPTIMIZER_HOOKS, STEP_STRATEGIES, TASK_SAMPLERS
     from unimm.session import prepare, prepare_benchmark
     from unimm.training.hooks import SkipZeroGrad
+    from unimm.training.steps import StepContext
     from unimm.training.streams import BatchStream
     from unimm.training.trainer import build_datasets, build_optimizer, dataset_info, seed_everything
 
@@ -117,9 +119,21 @@ def main(argv: list[str] | None = None) -> int:
                  for i, node in enumerate(t["optimizer_hooks"])]
         sampler = TASK_SAMPLERS.build(t["sampler"], path="training.sampler",
                                       dataset_sizes={n: len(d) for n, d in sets.items()}, seed=1)
+        strategy = STEP_STRATEGIES.build(t["step_strategy"], path="training.step_strategy")
         flops = flops_per_dataset(model, streams)
         timer = Timer()
         time_modules(model, timer, {"matcher": HungarianMatcher, "criterion": SetCriterion})
+        model.register_forward_pre_hook(lambda m, args: timer.start("forward"))
+        model.register_forward_hook(lambda m, args, out: timer.stop("forward"))
+        used: dict[str, int] = defaultdict(int)  # batches read in this update, by dataset
+
+        def next_batch(name: str) -> dict:
+            timer.start("data")
+            batch = next(streams[name])
+            timer.stop("data")
+            used[name] += 1
+            return batch
+
         params = [p for p in model.parameters() if p.requires_grad]
         drawn: dict[str, int] = defaultdict(int)
         per_update = []
@@ -129,17 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         for step in range(args.warmup + args.updates):
             if step == args.warmup:
                 timer.totals.clear()
-            name = sampler.next()
+            used.clear()
             began = time.perf_counter()
-            timer.start("data")
-            batch = next(streams[name])
-            timer.stop("data")
-            timer.start("forward")
-            losses = model(batch)["losses"]
-            timer.stop("forward")
-            timer.start("backward")
-            sum(losses.values()).backward()
-            timer.stop("backward")
+            ctx = StepContext(model=model, sampler=sampler, next_batch=next_batch, dataset_names=list(sets),
+                              grad_accum_steps=t["grad_accum_steps"], hooks=hooks, step=step)
+            strategy(ctx)  # data, forward and backward; backward is what is left of its time
+            timer.totals["strategy"].append(time.perf_counter() - began)
             timer.start("hooks")
             for hook in hooks[:-1] if fused else hooks:
                 hook.before_step(step)
@@ -155,25 +164,26 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.zero_grad(set_to_none=True)
             timer.stop("optimizer")
             if step >= args.warmup:
-                drawn[name] += 1
+                for name, count in used.items():
+                    drawn[name] += count
                 per_update.append(time.perf_counter() - began)
     total = sum(per_update)
     peak = matmul_peak()
-    done = sum(drawn.values())
+    done = len(per_update)
+    timer.totals["backward"] = [sum(timer.totals["strategy"]) - sum(timer.totals["data"]) - sum(timer.totals["forward"])]
     gflop = sum(flops[n] * k for n, k in drawn.items()) / 1e9
     print(f"{done} updates, {1000 * total / done:.1f} ms an update (median {1000 * statistics.median(per_update):.1f}); "
           f"torch threads {torch.get_num_threads()}")
-    strategy = t["step_strategy"]["type"] if isinstance(t["step_strategy"], dict) else t["step_strategy"]
-    if strategy != "sampled":
-        print(f"  (step strategy {strategy}: each update timed here is one batch of the dataset the sampler draws; "
-              "the run's update takes a batch of every dataset, so it costs the sum of theirs)")
+    kind = t["step_strategy"]["type"] if isinstance(t["step_strategy"], dict) else t["step_strategy"]
+    print(f"  step strategy {kind}: {sum(drawn.values()) / done:.2f} batches an update")
     for phase in ("data", "forward", "matcher", "criterion", "backward", "hooks", "clipping", "optimizer"):
         spent = sum(timer.totals.get(phase, []))
         note = " (within forward)" if phase in ("matcher", "criterion") else ""
         print(f"  {phase:<10} {1000 * spent / done:7.2f} ms  {100 * spent / total:5.1f}%{note}")
     print(f"  {gflop / total:.1f} GFLOP/s over forward + backward FLOPs, {100 * gflop / total / peak:.1f}% of the "
           f"{peak:.0f} GFLOP/s fp32 matmul peak measured here")
-    print("  per dataset: " + ", ".join(f"{n} {k} updates, {flops[n] / 1e9:.2f} GFLOP" for n, k in sorted(drawn.items())))
+    print("  per dataset: " + ", ".join(f"{n} {k} batches, {flops[n] / 1e9:.2f} GFLOP a batch"
+                                        for n, k in sorted(drawn.items())))
     return 0
 
 
