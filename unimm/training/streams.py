@@ -88,10 +88,6 @@ class BatchStream:
                             generator=torch.Generator().manual_seed(stream_seed(self.seed, self.index, 0)))
         return iter(loader)
 
-    def close(self) -> None:
-        """Stop the workers now (they also stop when the stream is dropped)."""
-        self._iterator = None
-
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 
