@@ -3,36 +3,16 @@ self-attention, cross-attention to vision, then to text, then the FFN, each post
 attended; position t blind to later tokens."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from unimm.config.errors import ConfigError
+from tests.models.test_fusion import ref_attention
 from unimm.models.decoders.dual_cross_attention_decoder import dual_cross_attention_decoder
 
 WIDTH, HEADS, FFN = 32, 2, 64
-
-
-def ref_attention(block, x, ctx, ctx_padding, causal=False):
-    """``LN(x + W_o softmax(QK^T / sqrt(d) + mask) V)`` with BERT's additive -1e9 mask."""
-    sa = block.self
-    b, t, d = x.shape
-    hs = d // HEADS
-    q = F.linear(x, sa.query.weight, sa.query.bias).view(b, t, HEADS, hs).transpose(1, 2)
-    k = F.linear(ctx, sa.key.weight, sa.key.bias).view(b, -1, HEADS, hs).transpose(1, 2)
-    v = F.linear(ctx, sa.value.weight, sa.value.bias).view(b, -1, HEADS, hs).transpose(1, 2)
-    scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # [B, nh, T, S]
-    if ctx_padding is not None:
-        scores = scores + ctx_padding[:, None, None, :].float() * -1e9
-    if causal:
-        later = torch.ones(t, t).triu(1)  # [T, S]: 1 where the key is after the query
-        scores = scores + later * -1e9
-    context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
-    out = block.output
-    return F.layer_norm(x + F.linear(context, out.dense.weight, out.dense.bias), (d,),
-                        out.LayerNorm.weight, out.LayerNorm.bias, out.LayerNorm.eps)
 
 
 def ref_decoder(decoder, tokens, padding, vision, vision_padding, text, text_padding):

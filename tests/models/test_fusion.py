@@ -19,8 +19,9 @@ from unimm.models.fusion.merged_attention import MergedAttention, merged_attenti
 WIDTH, HEADS, FFN = 32, 2, 64
 
 
-def ref_attention(block, x, ctx, ctx_padding):
-    """BERT attention block: ``LN(x + W_o softmax(QK^T / sqrt(d) + mask) V)``."""
+def ref_attention(block, x, ctx, ctx_padding, causal=False):
+    """BERT attention block: ``LN(x + W_o softmax(QK^T / sqrt(d) + mask) V)``; ``causal``: no key after the
+    query (a decoder's self-attention)."""
     sa = block.self
     b, t, d = x.shape
     hs = d // HEADS
@@ -30,6 +31,8 @@ def ref_attention(block, x, ctx, ctx_padding):
     scores = q @ k.transpose(-1, -2) / math.sqrt(hs)  # [B, nh, T, S]
     if ctx_padding is not None:
         scores = scores + ctx_padding[:, None, None, :].float() * -1e9  # BERT's extended mask
+    if causal:
+        scores = scores + torch.ones(t, t).triu(1) * -1e9  # [T, S]: 1 where the key is after the query
     context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
     out = block.output
     return F.layer_norm(x + F.linear(context, out.dense.weight, out.dense.bias), (d,),

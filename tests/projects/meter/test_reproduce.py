@@ -70,6 +70,13 @@ def test_the_ablation_plan_and_its_table(tool, tmp_path, monkeypatch):
     text = tool.render("ablations", table, {}, [2])
     assert "| Table 7: merged attention | 74.00 | 57.46 / 73.10 | 40.0 | 1.0 / 2.0 |" in text
     assert "| Table 10: MLM only | 74.19 | - | 40.0 | - |" in text
+    # Table 7's encoder-decoder row: its downstream runs take the architecture and its own checkpoint
+    assert seen["encoder_decoder"][0] == "ablations/encoder_decoder.yaml"
+    for run_name in ("vqa2_after_encoder_decoder", "zero_shot_after_encoder_decoder"):
+        assert "model.architecture=encoder_decoder" in seen[run_name][1]
+        assert f"checkpoint.init_from={tmp_path / 'seed2' / 'encoder_decoder'}/checkpoints/last" in seen[run_name][1]
+    assert "| Table 7: encoder-decoder (3 + 3 layers, span LM + ITM through a class token) | unreadable in our " \
+           "copy | unreadable in our copy | 40.0 | 1.0 / 2.0 |" in text
 
 
 def test_the_encoder_plan_and_its_table(tool, tmp_path, monkeypatch):
