@@ -39,3 +39,9 @@ def test_arms_alternate_within_each_round_and_medians_compare_to_the_first(bench
 def test_a_config_is_required(bench_runs):
     with pytest.raises(SystemExit):
         bench_runs.main(["--updates", "5"])
+
+
+def test_an_unknown_revision_is_named_with_the_fix(bench_runs, tmp_path):
+    with pytest.raises(SystemExit, match="cannot check out revision 'no-such-revision'.*'work' for the working tree"):
+        bench_runs.checkout("no-such-revision", tmp_path)
+    assert bench_runs.checkout("work", tmp_path) == bench_runs.REPO

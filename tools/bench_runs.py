@@ -91,8 +91,11 @@ def checkout(revision: str, folder: Path) -> Path:
         return REPO
     tree = folder / f"code_{revision}"
     if not tree.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), revision],
-                       check=True)
+        made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), revision],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            raise SystemExit(f"--arms: cannot check out revision {revision!r} ({made.stderr.strip()}); give a commit, "
+                             f"branch or tag of {REPO}, or '{WORK}' for the working tree")
     return tree
 
 
